@@ -1,0 +1,57 @@
+// The user's decisions on held mail, shared by the CLI and the web page: release (and whitelist),
+// delete (and blacklist), and expiry.
+
+import { parsePattern, type Pattern } from './address.js';
+import type { Config } from './config.js';
+import { finishInterrupted, release } from './release.js';
+import type { Held, Store } from './store.js';
+
+export type HeldAction = 'release' | 'release-whitelist' | 'delete' | 'delete-blacklist';
+
+export interface ActionResult {
+  readonly done: readonly string[];
+  readonly missing: readonly string[];
+  readonly listed: number;
+  readonly summary: string;
+}
+
+function senderPatterns(held: readonly Held[]): Pattern[] {
+  const out = new Map<string, Pattern>();
+  for (const h of held) {
+    try {
+      const p = parsePattern(h.senderKey);
+      out.set(p.key, p);
+    } catch {
+      /* the null sender and broken addresses cannot be listed */
+    }
+  }
+  return [...out.values()];
+}
+
+export async function decideHeld(store: Store, config: Config, ids: readonly string[], action: HeldAction, now: number = Date.now()): Promise<ActionResult> {
+  const heldBefore = (await Promise.all(ids.map((id) => store.get(id)))).filter((h): h is Held => h !== undefined && (h.state === 'held' || h.state === 'releasing'));
+  let done: readonly string[];
+  let listed = 0;
+  if (action === 'release' || action === 'release-whitelist') {
+    if (action === 'release-whitelist') listed = await store.addPatterns('white', senderPatterns(heldBefore), now);
+    done = (await release(store, config, ids, now)).released;
+  } else {
+    const deleted = await store.delete(ids, now);
+    done = deleted.map((h) => h.id);
+    if (action === 'delete-blacklist') listed = await store.addPatterns('black', senderPatterns(deleted), now);
+  }
+  const missing = ids.filter((id) => !done.includes(id));
+  const verb = action.startsWith('release') ? 'released' : 'deleted';
+  const extra = action === 'release-whitelist' ? `, ${listed} sender(s) whitelisted` : action === 'delete-blacklist' ? `, ${listed} sender(s) blacklisted` : '';
+  const miss = missing.length > 0 ? `; not held: ${missing.join(' ')}` : '';
+  return { done, missing, listed, summary: `${done.length} ${verb}${extra}${miss}` };
+}
+
+/** Removes held mail past its lifetime and forgets old journals; never writes to a sender. */
+export async function expire(store: Store, config: Config, now: number): Promise<string> {
+  await finishInterrupted(store, config, now);
+  const old = await store.heldBefore(now - config.pending.lifetime);
+  const removed = await store.delete(old, now, 'expired');
+  await store.prune(now - Math.max(config.pending.lifetime, config.challenge.rate_window, 7 * 86_400_000));
+  return `${removed.length} expired`;
+}

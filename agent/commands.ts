@@ -1,0 +1,357 @@
+// Every `vouch` command but the delivery fast path: argument parsing with commander, then the
+// module that does the work. Errors become one line on stderr and a non-zero exit.
+
+import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { createReadStream } from 'node:fs';
+import { parsePattern, type Pattern } from './address.js';
+import { loadConfig, type Config } from './config.js';
+import { parseDuration } from './duration.js';
+import { detectMta } from './envelope.js';
+import { ConfigError, exitCode, UsageError } from './failure.js';
+import { homeDir, homePaths, initHome, packageRoot, readSecret, type HomePaths } from './home.js';
+import { isId } from './ids.js';
+import type { ListName, Store } from './store.js';
+
+interface Globals {
+  home?: string;
+}
+
+function paths(cmd: Command): HomePaths {
+  return homePaths(homeDir((cmd.optsWithGlobals() as Globals).home));
+}
+
+async function withStore<T>(cmd: Command, fn: (store: Store, config: Config, p: HomePaths) => Promise<T>): Promise<T> {
+  const p = paths(cmd);
+  const config = loadConfig(p.dir);
+  const { Store } = await import('./store.js');
+  let store: Store;
+  try {
+    store = await Store.open(p.db, { busyMs: 10_000 });
+  } catch (err) {
+    throw new Error(`cannot open the pending store: ${(err as Error).message}`);
+  }
+  try {
+    return await fn(store, config, p);
+  } finally {
+    await store.close();
+  }
+}
+
+function ids(list: readonly string[]): string[] {
+  for (const id of list) if (!isId(id)) throw new UsageError(`"${id.slice(0, 40)}" is not a message id`);
+  return [...list];
+}
+
+function fmtTime(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+function fmtSize(n: number): string {
+  return n < 1024 ? `${n}B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)}K` : `${(n / 1024 ** 2).toFixed(1)}M`;
+}
+
+function listCommands(program: Command, list: ListName): void {
+  const name = list === 'white' ? 'whitelist' : 'blacklist';
+  const cmd = program.command(name).description(`manage the ${name} (exact address, @domain, *@*.domain, prefix-@domain)`);
+  cmd
+    .command('add')
+    .description(`add patterns to the ${name}`)
+    .argument('<pattern...>')
+    .action(async (patterns: string[], _o, c: Command) => {
+      const parsed = patterns.map(parsePattern);
+      await withStore(c, async (store) => {
+        const n = await store.addPatterns(list, parsed);
+        console.log(`${n} added to the ${name}${n < parsed.length ? ` (${parsed.length - n} already there)` : ''}`);
+      });
+    });
+  cmd
+    .command('remove')
+    .description(`remove patterns from the ${name}`)
+    .argument('<pattern...>')
+    .action(async (patterns: string[], _o, c: Command) => {
+      const parsed = patterns.map(parsePattern);
+      await withStore(c, async (store) => {
+        const n = await store.removePatterns(list, parsed);
+        console.log(`${n} removed from the ${name}`);
+      });
+    });
+  cmd
+    .command('list')
+    .description(`print the ${name}, one pattern a line`)
+    .action(async (_o, c: Command) => {
+      await withStore(c, async (store) => {
+        const rows = await store.listPatterns(list);
+        process.stdout.write(rows.map((r) => `${r.pattern}\n`).join(''));
+      });
+    });
+  cmd
+    .command('import')
+    .description(`add one pattern a line from FILE (- = stdin); # starts a comment`)
+    .argument('<file>')
+    .action(async (file: string, _o, c: Command) => {
+      const input = file === '-' ? process.stdin : createReadStream(file);
+      const patterns: Pattern[] = [];
+      let lineNo = 0;
+      const lines = createInterface({ input, crlfDelay: Infinity });
+      try {
+        for await (const line of lines) {
+          lineNo += 1;
+          const text = line.replace(/#.*/, '').trim();
+          if (text === '') continue;
+          try {
+            patterns.push(parsePattern(text));
+          } catch (err) {
+            throw new UsageError(`line ${lineNo}: ${(err as Error).message}`);
+          }
+        }
+      } catch (err) {
+        if (err instanceof UsageError) throw err;
+        throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      await withStore(c, async (store) => {
+        const n = await store.addPatterns(list, patterns);
+        console.log(`${n} added to the ${name} (${patterns.length} read)`);
+      });
+    });
+}
+
+export function program(): Command {
+  const p = new Command('vouch')
+    .description('challenge-response whitelist delivery agent for qmail and Postfix')
+    .option('--home <dir>', 'the vouch home (default $VOUCH_HOME or ~/.vouch)')
+    .showHelpAfterError(false)
+    .configureOutput({ outputError: (str, write) => write(`vouch: ${str.replace(/^error: /, '')}`) });
+
+  p.command('init')
+    .description('create the home: config, secret, web token, store, Maildir; print the lines to install')
+    .option('--address <address>', 'your bare address, e.g. alice@example.org')
+    .action(async (o: { address?: string }, c: Command) => {
+      const hp = paths(c);
+      const res = initHome(hp, o.address);
+      const config = loadConfig(hp.dir);
+      const { Store } = await import('./store.js');
+      const store = await Store.open(hp.db);
+      await store.close();
+      const { ensureMaildir } = await import('./maildir.js');
+      await ensureMaildir(config.delivery.maildir);
+      const { installLines } = await import('./install.js');
+      console.log(res.created.length > 0 ? `vouch: home ${hp.dir} ready (created ${res.created.join(', ')})` : `vouch: home ${hp.dir} already set up; nothing replaced`);
+      console.log(installLines(hp, config, (c.optsWithGlobals() as Globals).home !== undefined || process.env['VOUCH_HOME'] !== undefined));
+    });
+
+  p.command('deliver')
+    .description('deliver one message from stdin (run by qmail-local or Postfix local)')
+    .addOption(new Option('--mta <mta>', 'force the MTA environment').choices(['qmail', 'postfix', 'procmail']))
+    .action(async (o: { mta?: 'qmail' | 'postfix' | 'procmail' }, c: Command) => {
+      const { main } = await import('./deliver.js');
+      await main({ home: (c.optsWithGlobals() as Globals).home, mta: o.mta, env: process.env, now: Date.now });
+    });
+
+  const pending = p.command('pending').description('held messages');
+  pending
+    .command('list')
+    .description('list held messages, newest first')
+    .option('--json', 'print a JSON array')
+    .option('--limit <n>', 'at most N messages', (v) => positiveInt(v, '--limit'))
+    .option('--search <text>', 'only messages whose sender, From or Subject contains TEXT')
+    .option('--reason <reason>', 'only messages held for REASON')
+    .action(async (o: { json?: boolean; limit?: number; search?: string; reason?: string }, c: Command) => {
+      await withStore(c, async (store) => {
+        const rows = await store.list({
+          ...(o.limit !== undefined ? { limit: o.limit } : {}),
+          ...(o.search !== undefined ? { search: o.search } : {}),
+          ...(o.reason !== undefined ? { reason: o.reason } : {}),
+        });
+        if (o.json) {
+          const out = rows.map((m) => ({
+            id: m.id,
+            received: new Date(m.received).toISOString(),
+            sender: m.sender,
+            from: m.fromHeader,
+            subject: m.subject,
+            size: m.size,
+            reason: m.reason,
+            challenge: m.challenge,
+            challenge_note: m.challengeNote,
+          }));
+          process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+          return;
+        }
+        if (rows.length === 0) {
+          console.log('no held messages');
+          return;
+        }
+        for (const m of rows) {
+          const ch = m.challenge === 'suppressed' ? `challenge suppressed: ${m.challengeNote}` : m.challenge === 'failed' ? `challenge failed: ${m.challengeNote}` : `challenge ${m.challenge}`;
+          console.log(`${m.id}  ${fmtTime(m.received)}  ${fmtSize(m.size).padStart(6)}  ${m.sender || '<>'}  "${m.subject}"  [${m.reason}; ${ch}]`);
+        }
+      });
+    });
+  pending
+    .command('show')
+    .description('show one held message (headers and text body)')
+    .argument('<id>')
+    .option('--raw', 'print the stored bytes exactly')
+    .action(async (id: string, o: { raw?: boolean }, c: Command) => {
+      ids([id]);
+      await withStore(c, async (store, config) => {
+        const held = await store.get(id);
+        const raw = held && held.state !== 'released' ? await store.raw(id) : undefined;
+        if (!held || !raw) throw new UsageError(`no held message ${id}`);
+        if (o.raw) {
+          process.stdout.write(raw);
+          return;
+        }
+        const { renderText } = await import('./show.js');
+        process.stdout.write(await renderText(held, raw, config));
+      });
+    });
+  pending
+    .command('release')
+    .description('deliver held messages to the Maildir')
+    .argument('<id...>')
+    .option('--whitelist', 'also whitelist their senders')
+    .action(async (list: string[], o: { whitelist?: boolean }, c: Command) => {
+      const want = ids(list);
+      await withStore(c, async (store, config) => {
+        const { decideHeld } = await import('./actions.js');
+        const res = await decideHeld(store, config, want, o.whitelist ? 'release-whitelist' : 'release');
+        console.log(res.summary);
+        if (res.missing.length > 0) process.exitCode = 1;
+      });
+    });
+  pending
+    .command('delete')
+    .description('delete held messages')
+    .argument('<id...>')
+    .option('--blacklist', 'also blacklist their senders')
+    .action(async (list: string[], o: { blacklist?: boolean }, c: Command) => {
+      const want = ids(list);
+      await withStore(c, async (store, config) => {
+        const { decideHeld } = await import('./actions.js');
+        const res = await decideHeld(store, config, want, o.blacklist ? 'delete-blacklist' : 'delete');
+        console.log(res.summary);
+        if (res.missing.length > 0) process.exitCode = 1;
+      });
+    });
+
+  listCommands(p, 'white');
+  listCommands(p, 'black');
+
+  const address = p.command('address').description('print tagged addresses to hand out');
+  const tagged = async (c: Command, make: (key: Buffer, config: Config, store: Store) => Promise<string> | string) => {
+    await withStore(c, async (store, config, hp) => {
+      const { taggedAddress } = await import('./tags.js');
+      const tag = await make(readSecret(hp), config, store);
+      console.log(taggedAddress(config.identity.address, config.identity.delimiter, tag));
+    });
+  };
+  address
+    .command('dated')
+    .description('an address anyone may use until it expires (default 5d)')
+    .argument('[duration]', 'how long it works, e.g. 5d, 12h, 2w', '5d')
+    .action(async (d: string, _o, c: Command) => {
+      const ms = parseDuration(d);
+      if (ms === undefined) throw new UsageError(`"${d}" is not a duration like 5d, 12h or 2w`);
+      const { datedTag } = await import('./tags.js');
+      await tagged(c, (key) => datedTag(key, Date.now() + ms));
+    });
+  address
+    .command('sender')
+    .description('an address only ADDR may use (or its whole domain with --domain)')
+    .argument('<addr>')
+    .option('--domain', "accept the sender's whole domain")
+    .action(async (addr: string, o: { domain?: boolean }, c: Command) => {
+      const { addressKey } = await import('./address.js');
+      const key = addressKey(addr);
+      if (key === undefined) throw new UsageError(`"${addr.slice(0, 80)}" is not a plain address`);
+      const { senderTag } = await import('./tags.js');
+      await tagged(c, (k) => senderTag(k, o.domain ? `@${key.slice(key.lastIndexOf('@') + 1)}` : key));
+    });
+  address
+    .command('keyword')
+    .description('an address anyone may use until you revoke WORD')
+    .argument('<word>')
+    .action(async (word: string, _o, c: Command) => {
+      const { keywordTag, isKeyword } = await import('./tags.js');
+      const w = word.toLowerCase();
+      if (!isKeyword(w)) throw new UsageError('a keyword is 1-24 letters, digits or _, starting with a letter or digit');
+      await tagged(c, async (k, _config, store) => {
+        if (await store.keywordRevoked(w)) throw new UsageError(`keyword ${w} was revoked; choose another`);
+        return keywordTag(k, w);
+      });
+    });
+  address
+    .command('revoke')
+    .description('stop accepting mail to a keyword address')
+    .argument('<word>')
+    .action(async (word: string, _o, c: Command) => {
+      const { isKeyword } = await import('./tags.js');
+      const w = word.toLowerCase();
+      if (!isKeyword(w)) throw new UsageError('a keyword is 1-24 letters, digits or _');
+      await withStore(c, async (store) => {
+        await store.revokeKeyword(w, Date.now());
+        console.log(`keyword ${w} revoked`);
+      });
+    });
+
+  p.command('expire')
+    .description('remove held mail past pending.lifetime (for cron); never writes to senders')
+    .action(async (_o, c: Command) => {
+      await withStore(c, async (store, config) => {
+        const { expire } = await import('./actions.js');
+        console.log(await expire(store, config, Date.now()));
+      });
+    });
+
+  p.command('fsck')
+    .description('check the home: clean old Maildir tmp files, finish interrupted releases, check the store')
+    .action(async (_o, c: Command) => {
+      await withStore(c, async (store, config) => {
+        const { fsck } = await import('./fsck.js');
+        const res = await fsck(store, config, Date.now());
+        console.log(res.summary);
+        if (!res.ok) process.exitCode = 1;
+      });
+    });
+
+  p.command('web')
+    .description('serve the review page (default 127.0.0.1:8025)')
+    .option('--listen <host:port>', 'where to listen')
+    .option('--hash-password', 'read a password on stdin and print its scrypt hash for web.password_hash')
+    .action(async (o: { listen?: string; hashPassword?: boolean }, c: Command) => {
+      const { runWeb } = await import('../web/server.js');
+      await runWeb({ home: paths(c), listen: o.listen, hashPassword: o.hashPassword === true });
+    });
+
+  p.command('version').description('print the version').action(() => {
+    const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string };
+    console.log(`vouch ${pkg.version}`);
+  });
+  return p;
+}
+
+function positiveInt(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive whole number`);
+  return n;
+}
+
+export async function run(argv: readonly string[]): Promise<void> {
+  const p = program();
+  p.exitOverride();
+  try {
+    await p.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      if (argv.includes('deliver') && err.exitCode !== 0) process.exit(exitCode(detectMta(process.env) ?? 'qmail', 'tempfail'));
+      process.exit(err.exitCode);
+    }
+    const msg = err instanceof ConfigError || err instanceof UsageError ? err.message : (err as Error)?.message ?? String(err);
+    process.stderr.write(`vouch: ${msg}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  }
+}

@@ -1,0 +1,202 @@
+// The user's config.toml: read once, checked against the table of keys below, returned frozen.
+// Unknown keys and bad values are errors that name the key.
+
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse } from 'smol-toml';
+import { ConfigError } from './failure.js';
+import { parseDuration, parseSize } from './duration.js';
+import { isPlainAddress } from './address.js';
+
+export interface Config {
+  readonly identity: {
+    readonly address: string;
+    readonly delimiter: '-' | '+';
+    readonly name: string;
+  };
+  readonly delivery: {
+    readonly maildir: string;
+    readonly blacklist: 'drop' | 'junk';
+    readonly junk_folder: string;
+    readonly max_size: number;
+    readonly header_limit: number;
+    readonly deadline: number;
+  };
+  readonly send: {
+    readonly transport: 'sendmail' | 'smtp' | 'file';
+    readonly sendmail: string;
+    readonly smtp_host: string;
+    readonly smtp_port: number;
+    readonly smtp_security: 'starttls' | 'tls' | 'none';
+    readonly smtp_user: string;
+    readonly smtp_password: string;
+    readonly file_dir: string;
+  };
+  readonly challenge: {
+    readonly enabled: boolean;
+    readonly rate_window: number;
+    readonly per_domain_hourly: number;
+    readonly global_hourly: number;
+    readonly authserv_ids: readonly string[];
+    readonly templates: string;
+  };
+  readonly pending: {
+    readonly lifetime: number;
+  };
+  readonly web: {
+    readonly listen: string;
+    readonly password_hash: string;
+  };
+}
+
+type Kind =
+  | { type: 'string'; check?: (v: string) => string | undefined }
+  | { type: 'path' }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'int'; min: number; max: number }
+  | { type: 'bool' }
+  | { type: 'duration' }
+  | { type: 'size' }
+  | { type: 'strings' };
+
+interface KeySpec {
+  readonly kind: Kind;
+  /** The default as it would be written in TOML; undefined = required. */
+  readonly def: string | number | boolean | readonly string[] | undefined;
+}
+
+const address = (v: string) => (isPlainAddress(v) ? undefined : 'must be a plain address like alice@example.org');
+const listen = (v: string) => (/^(\[[0-9a-f:.]+\]|[0-9a-zA-Z.-]+):\d{1,5}$/.test(v) ? undefined : 'must be HOST:PORT');
+const folder = (v: string) => (/^\.[^/\0]+$/.test(v) && !v.includes('..') ? undefined : 'must be a Maildir++ folder name like .Junk');
+
+/** Every key vouch reads, with its type and default. config.example.toml documents each one. */
+export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>> = {
+  identity: {
+    address: { kind: { type: 'string', check: address }, def: undefined },
+    delimiter: { kind: { type: 'enum', values: ['-', '+'] }, def: '-' },
+    name: { kind: { type: 'string' }, def: '' },
+  },
+  delivery: {
+    maildir: { kind: { type: 'path' }, def: '~/Maildir' },
+    blacklist: { kind: { type: 'enum', values: ['drop', 'junk'] }, def: 'drop' },
+    junk_folder: { kind: { type: 'string', check: folder }, def: '.Junk' },
+    max_size: { kind: { type: 'size' }, def: '64M' },
+    header_limit: { kind: { type: 'size' }, def: '1M' },
+    deadline: { kind: { type: 'duration' }, def: '300s' },
+  },
+  send: {
+    transport: { kind: { type: 'enum', values: ['sendmail', 'smtp', 'file'] }, def: 'sendmail' },
+    sendmail: { kind: { type: 'path' }, def: '/var/qmail/bin/qmail-inject' },
+    smtp_host: { kind: { type: 'string' }, def: '127.0.0.1' },
+    smtp_port: { kind: { type: 'int', min: 1, max: 65535 }, def: 25 },
+    smtp_security: { kind: { type: 'enum', values: ['starttls', 'tls', 'none'] }, def: 'starttls' },
+    smtp_user: { kind: { type: 'string' }, def: '' },
+    smtp_password: { kind: { type: 'string' }, def: '' },
+    file_dir: { kind: { type: 'path' }, def: 'outbox' },
+  },
+  challenge: {
+    enabled: { kind: { type: 'bool' }, def: true },
+    rate_window: { kind: { type: 'duration' }, def: '24h' },
+    per_domain_hourly: { kind: { type: 'int', min: 0, max: 1_000_000 }, def: 10 },
+    global_hourly: { kind: { type: 'int', min: 0, max: 1_000_000 }, def: 60 },
+    authserv_ids: { kind: { type: 'strings' }, def: [] },
+    templates: { kind: { type: 'path' }, def: 'templates' },
+  },
+  pending: {
+    lifetime: { kind: { type: 'duration' }, def: '14d' },
+  },
+  web: {
+    listen: { kind: { type: 'string', check: listen }, def: '127.0.0.1:8025' },
+    password_hash: { kind: { type: 'string' }, def: '' },
+  },
+};
+
+/** Reads and checks `config.toml` in the home. Paths in it are resolved: `~` is the user's home,
+ * a relative path is relative to the vouch home. */
+export function loadConfig(home: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(join(home, 'config.toml'), 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(code === 'ENOENT' ? 'no config.toml in the vouch home (run vouch init)' : 'cannot read config.toml');
+  }
+  return parseConfig(text, home, env);
+}
+
+export function parseConfig(text: string, home: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text) as Record<string, unknown>;
+  } catch (err) {
+    const line = (err as { line?: number }).line;
+    throw new ConfigError(`config.toml is not valid TOML${line ? ` (line ${line})` : ''}`);
+  }
+  const userHome = env['HOME'] || homedir();
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [section, value] of Object.entries(doc)) {
+    if (!(section in SCHEMA)) throw new ConfigError(`unknown config section [${section}]`, section);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new ConfigError(`config ${section} must be a [${section}] table`, section);
+    }
+    for (const key of Object.keys(value)) {
+      if (!(key in (SCHEMA[section] ?? {}))) throw new ConfigError(`unknown config key ${section}.${key}`, `${section}.${key}`);
+    }
+  }
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    const given = (doc[section] ?? {}) as Record<string, unknown>;
+    const sec: Record<string, unknown> = {};
+    for (const [key, spec] of Object.entries(keys)) {
+      const name = `${section}.${key}`;
+      const raw = key in given ? given[key] : spec.def;
+      if (raw === undefined) throw new ConfigError(`config key ${name} is required`, name);
+      sec[key] = checkValue(name, spec.kind, raw, home, userHome);
+    }
+    out[section] = Object.freeze(sec);
+  }
+  return Object.freeze(out) as unknown as Config;
+}
+
+function checkValue(name: string, kind: Kind, raw: unknown, home: string, userHome: string): unknown {
+  const bad = (why: string) => new ConfigError(`config key ${name} ${why}`, name);
+  switch (kind.type) {
+    case 'string': {
+      if (typeof raw !== 'string') throw bad('must be a string');
+      const why = kind.check?.(raw);
+      if (why) throw bad(why);
+      return raw;
+    }
+    case 'path': {
+      if (typeof raw !== 'string' || raw === '' || raw.includes('\0')) throw bad('must be a path');
+      if (raw === '~' || raw.startsWith('~/')) return join(userHome, raw.slice(1));
+      return isAbsolute(raw) ? raw : resolve(home, raw);
+    }
+    case 'enum':
+      if (typeof raw !== 'string' || !kind.values.includes(raw)) throw bad(`must be one of ${kind.values.map((v) => `"${v}"`).join(', ')}`);
+      return raw;
+    case 'int': {
+      const n = typeof raw === 'bigint' ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < kind.min || n > kind.max) {
+        throw bad(`must be a whole number from ${kind.min} to ${kind.max}`);
+      }
+      return n;
+    }
+    case 'bool':
+      if (typeof raw !== 'boolean') throw bad('must be true or false');
+      return raw;
+    case 'duration': {
+      const ms = typeof raw === 'string' ? parseDuration(raw) : undefined;
+      if (ms === undefined) throw bad('must be a duration like "90s", "30m", "24h" or "14d"');
+      return ms;
+    }
+    case 'size': {
+      const n = typeof raw === 'string' ? parseSize(raw) : undefined;
+      if (n === undefined) throw bad('must be a size like "512K" or "64M"');
+      return n;
+    }
+    case 'strings':
+      if (!Array.isArray(raw) || !raw.every((v) => typeof v === 'string')) throw bad('must be a list of strings');
+      return Object.freeze([...raw]);
+  }
+}

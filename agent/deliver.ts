@@ -1,0 +1,290 @@
+// `vouch deliver`: the MTA-facing entry. Message on stdin, envelope from the environment, answer by
+// exit code. Loads only what the path at hand needs: the whitelisted path never loads the MIME
+// parser, the mail composer or the template engine.
+
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { addressKey, domainOf } from './address.js';
+import { loadConfig, type Config } from './config.js';
+import { decide, type TagFact, type Verdict } from './decide.js';
+import { readEnvelope, type Envelope } from './envelope.js';
+import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from './failure.js';
+import { failpoint } from './failpoint.js';
+import { cleanText, firstAddress, readHeaders, type Headers } from './header.js';
+import { homeDir, homePaths, readSecret, type HomePaths } from './home.js';
+import { deliver as toMaildir, hasMessage, uniqueName } from './maildir.js';
+import { release } from './release.js';
+import { Store } from './store.js';
+import { suppression } from './suppress.js';
+
+export interface DeliverOptions {
+  readonly home: string | undefined;
+  readonly mta: Mta | undefined;
+  readonly env: NodeJS.ProcessEnv;
+  readonly now: () => number;
+  /** Told the configured deadline as soon as the config is read. */
+  readonly onDeadline?: (ms: number) => void;
+}
+
+/** What a delivery did: the outcome for the exit code and the one log line. */
+export interface Report {
+  readonly outcome: Outcome;
+  readonly line: string;
+}
+
+/** Reads the whole message from a stream into one buffer, byte for byte. */
+export async function readAll(input: AsyncIterable<Buffer | string>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of input) chunks.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : c);
+  return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks);
+}
+
+/** A sender as it may appear in a log line: printable, short. */
+export function shown(addr: string): string {
+  if (addr === '') return '<>';
+  // eslint-disable-next-line no-control-regex
+  const a = addr.replace(/[\u0000-\u001f\u007f\s]/g, '?');
+  return a.length > 80 ? `${a.slice(0, 79)}…` : a;
+}
+
+/** Splits off what Postfix or procmail put in front of the message: a mbox `From ` line, and
+ * whether Return-Path/Delivered-To were already prepended (then they are not added again). */
+export function envelopeLines(raw: Buffer, env: Envelope): { message: Buffer; rpline: string; dtline: string; prepended: number } {
+  if (env.mta === 'qmail') return { message: raw, rpline: env.rpline, dtline: env.dtline, prepended: 0 };
+  let message = raw;
+  if (raw.subarray(0, 5).toString('latin1') === 'From ') {
+    const nl = raw.indexOf(0x0a);
+    message = nl < 0 ? Buffer.alloc(0) : raw.subarray(nl + 1);
+  }
+  // Postfix local(8) prepends Delivered-To (and, for some versions, Return-Path) for commands.
+  const top = readHeaders(message.subarray(0, 4096), 4096).fields.slice(0, 4);
+  const dt = top.find((f) => f.name === 'delivered-to' && f.value.toLowerCase() === env.recipient.toLowerCase());
+  const rp = top.find((f) => f.name === 'return-path');
+  return { message, rpline: rp ? '' : env.rpline, dtline: dt ? '' : env.dtline, prepended: dt ? 1 : 0 };
+}
+
+/** The message already passed through this recipient: a Delivered-To line for it beyond the ones
+ * the MTA itself prepended for this delivery. */
+export function isLoop(headers: Headers, recipient: string, prepended: number): boolean {
+  const r = recipient.toLowerCase();
+  return headers.all('delivered-to').filter((v) => v.toLowerCase() === r).length > prepended;
+}
+
+/** The keys a confirm or sender tag may be bound to: the envelope sender, without a +extension,
+ * unwrapped from SRS, and the From: address. */
+export function senderCandidates(sender: string, from: string | undefined): string[] {
+  const out = new Set<string>();
+  const add = (a: string | undefined) => {
+    const k = a === undefined ? undefined : addressKey(a);
+    if (k === undefined) return;
+    out.add(k);
+    const at = k.lastIndexOf('@');
+    const plus = k.indexOf('+');
+    if (plus > 0 && plus < at) out.add(k.slice(0, plus) + k.slice(at));
+    const srs = /^srs0=[^=]+=[^=]+=([^=@]+)=([^@]+)@/.exec(k);
+    if (srs?.[1] && srs[2]) {
+      const inner = addressKey(`${srs[2]}@${srs[1]}`);
+      if (inner) out.add(inner);
+    }
+  };
+  add(sender);
+  add(from === undefined ? undefined : firstAddress(from));
+  return [...out];
+}
+
+export function digestOf(env: Envelope, message: Buffer): string {
+  return createHash('sha256').update(`${env.sender}\0${env.recipient}\0`).update(message).digest('hex');
+}
+
+interface Context {
+  readonly config: Config;
+  readonly paths: HomePaths;
+  readonly env: Envelope;
+  readonly message: Buffer;
+  readonly rpline: string;
+  readonly dtline: string;
+  readonly headers: Headers;
+  readonly now: number;
+}
+
+/** Runs one delivery to the end and says what happened; throws only TempFail-able errors. */
+export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise<Report> {
+  const paths = homePaths(homeDir(opts.home, opts.env));
+  const config = loadConfig(paths.dir, opts.env);
+  opts.onDeadline?.(config.delivery.deadline);
+  const env = readEnvelope(opts.env, opts.mta, config.identity.address);
+  const { message, rpline, dtline, prepended } = envelopeLines(raw, env);
+  const headers = readHeaders(message, config.delivery.header_limit);
+  const now = opts.now();
+  const ctx: Context = { config, paths, env, message, rpline, dtline, headers, now };
+
+  let store: Store;
+  try {
+    store = await Store.open(paths.db);
+  } catch (err) {
+    throw new TempFail('cannot open the pending store', '4.3.0', { cause: err });
+  }
+  try {
+    const tag = await tagFact(ctx, store);
+    const listed = tag.kind === 'confirm' ? undefined : (await store.lookup(env.sender))?.list;
+    const verdict = decide({ loop: isLoop(headers, env.recipient, prepended), tag, listed, blacklistAction: config.delivery.blacklist });
+    const line = await act(ctx, store, verdict);
+    return { outcome: 'done', line: `vouch: ${line} (${env.mta})` };
+  } finally {
+    await store.close().catch(() => undefined);
+  }
+}
+
+async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
+  if (ctx.env.ext === '') return { kind: 'none' };
+  const { parseTag, verifyTag } = await import('./tags.js');
+  const tag = parseTag(ctx.env.ext);
+  if (tag === undefined) return { kind: 'none' };
+  let key: Buffer;
+  try {
+    key = readSecret(ctx.paths);
+  } catch (err) {
+    throw new TempFail('cannot read the secret', '4.3.5', { cause: err });
+  }
+  const senders = senderCandidates(ctx.env.sender, ctx.headers.get('from'));
+  const ok = verifyTag(key, tag, senders, ctx.now);
+  if (tag.purpose === 'confirm') {
+    if (ok === false) return { kind: 'confirm', heldId: undefined };
+    return { kind: 'confirm', heldId: (await store.confirmUsable(tag.id)) ? tag.id : undefined };
+  }
+  if (tag.purpose === 'keyword' && ok !== false) return { kind: 'keyword', valid: !(await store.keywordRevoked(tag.word)) };
+  return { kind: tag.purpose, valid: ok !== false };
+}
+
+async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
+  const who = shown(ctx.env.sender);
+  switch (v.action) {
+    case 'deliver': {
+      await deliverOnce(ctx, store, ctx.config.delivery.maildir);
+      return `delivered: ${v.why} ${who}`;
+    }
+    case 'junk': {
+      await deliverOnce(ctx, store, join(ctx.config.delivery.maildir, ctx.config.delivery.junk_folder));
+      return `filed to ${ctx.config.delivery.junk_folder}: ${v.why} ${who}`;
+    }
+    case 'drop':
+      await store.count('dropped', ctx.now);
+      return `dropped: ${v.why} ${who}`;
+    case 'confirm':
+      return confirm(ctx, store, v.heldId);
+    case 'hold':
+      return hold(ctx, store, v.why, v.silent);
+  }
+}
+
+/** Delivers into a Maildir once per digest: a retry after a crash finds the name it had and the
+ * file already there. */
+async function deliverOnce(ctx: Context, store: Store, dir: string): Promise<void> {
+  const digest = digestOf(ctx.env, ctx.message);
+  const claim = await store.claimDelivery(digest, uniqueName(ctx.now), ctx.now);
+  if (!claim.fresh && (await hasMessage(dir, claim.name))) return;
+  if (dir !== ctx.config.delivery.maildir) await markFolder(dir);
+  await toMaildir(dir, claim.name, [Buffer.from(ctx.rpline), Buffer.from(ctx.dtline), ctx.message]);
+}
+
+async function markFolder(dir: string): Promise<void> {
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(join(dir, 'maildirfolder'), '', { flag: 'a', mode: 0o600 });
+}
+
+async function confirm(ctx: Context, store: Store, heldId: string): Promise<string> {
+  const held = await store.get(heldId);
+  if (!held) return `dropped: unknown confirmation ${shown(ctx.env.sender)}`;
+  // Whitelist and release first, mark the confirm used last: a crash anywhere before leaves the
+  // confirm usable, and the retry completes the same steps (each is idempotent).
+  const { parsePattern } = await import('./address.js');
+  await store.addPatterns('white', [parsePattern(held.senderKey)], ctx.now);
+  const all = await store.heldFrom(held.senderKey);
+  const ids = all.some((m) => m.id === held.id) ? all.map((m) => m.id) : [held.id, ...all.map((m) => m.id)];
+  const done = await release(store, ctx.config, ids, ctx.now);
+  await store.useConfirm(heldId, ctx.now);
+  failpoint('confirm:after-use');
+  return `confirmed ${held.id}: released ${done.released.length} from ${shown(held.senderKey)}, sender whitelisted`;
+}
+
+async function hold(ctx: Context, store: Store, why: string, silent: string | undefined): Promise<string> {
+  const { env, headers, config } = ctx;
+  const senderKey = addressKey(env.sender);
+  const suppressed =
+    silent ??
+    (config.challenge.enabled ? undefined : 'challenges are turned off') ??
+    (ctx.message.length > config.delivery.max_size ? 'message larger than max_size' : undefined) ??
+    suppression({ sender: env.sender, senderKey, own: config.identity.address.toLowerCase(), headers, authservIds: config.challenge.authserv_ids });
+  const result = await store.hold(
+    {
+      digest: digestOf(env, ctx.message),
+      received: ctx.now,
+      sender: env.sender,
+      senderKey: senderKey ?? env.sender.toLowerCase(),
+      recipient: env.recipient,
+      fromHeader: cleanText(headers.get('from'), 300),
+      subject: cleanText(headers.get('subject'), 300),
+      date: cleanText(headers.get('date'), 100),
+      messageId: cleanText(headers.get('message-id'), 300),
+      reason: why,
+      challenge: suppressed === undefined ? 'pending' : 'suppressed',
+      challengeNote: suppressed ?? '',
+      rpline: ctx.rpline,
+      dtline: ctx.dtline,
+      raw: ctx.message,
+    },
+    senderKey === undefined
+      ? undefined
+      : { domain: domainOf(senderKey), window: config.challenge.rate_window, perDomainHourly: config.challenge.per_domain_hourly, globalHourly: config.challenge.global_hourly },
+  );
+  failpoint('store:after-commit');
+  const head = `held ${result.id}: ${why} ${shown(env.sender)}`;
+  if (result.challenge !== 'pending') {
+    if (!result.fresh) return `${head}; already held`;
+    return result.challenge === 'suppressed' ? `${head}; challenge suppressed (${result.note})` : `${head}; challenge ${result.challenge}`;
+  }
+  // A challenge still pending (fresh, or a retry after a crash before it went out): send it now.
+  const held = await store.get(result.id);
+  if (!held) throw new Error('held message vanished');
+  try {
+    const { sendChallenge } = await import('./challenge.js');
+    await sendChallenge({ config, secret: readSecret(ctx.paths), held, now: ctx.now });
+  } catch (err) {
+    const reason = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'transport error';
+    await store.setChallenge(result.id, 'failed', reason);
+    return `${head}; challenge failed (${reason})`;
+  }
+  await store.setChallenge(result.id, 'sent', '');
+  await store.count('challenged', ctx.now);
+  return `${head}; challenge sent`;
+}
+
+/** The process entry for `vouch deliver`: never lets an error escape as exit 1. */
+export async function main(opts: DeliverOptions): Promise<never> {
+  const mta: Mta = opts.mta ?? (await import('./envelope.js')).detectMta(opts.env) ?? 'qmail';
+  const fail = (err: unknown): never => {
+    const t = asTempFail(err);
+    if (opts.env['VOUCH_DEBUG']) process.stderr.write(`${String((err as Error)?.stack ?? err)}\n`);
+    process.stdout.write(`${t.line()}\n`);
+    process.exit(exitCode(mta, 'tempfail'));
+  };
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
+  const late = () => fail(new TempFail('delivery took too long', '4.3.0'));
+  let timer = setTimeout(late, 300_000);
+  const onDeadline = (ms: number) => {
+    clearTimeout(timer);
+    timer = setTimeout(late, ms);
+  };
+  try {
+    const raw = await readAll(process.stdin);
+    const report = await deliverMessage(raw, { ...opts, onDeadline });
+    failpoint('deliver:before-exit');
+    clearTimeout(timer);
+    process.stdout.write(`${report.line}\n`);
+    process.exit(exitCode(mta, report.outcome));
+  } catch (err) {
+    return fail(err);
+  }
+}

@@ -1,0 +1,64 @@
+// The delivery environment, as qmail-local or Postfix local(8) sets it, read once into a frozen
+// Envelope. Nothing downstream looks at process.env for delivery facts.
+
+import type { Mta } from './failure.js';
+import { TempFail } from './failure.js';
+
+export interface Envelope {
+  readonly mta: Mta;
+  /** The envelope sender exactly as given; '' is the null sender. */
+  readonly sender: string;
+  /** The full recipient address, extension included. */
+  readonly recipient: string;
+  /** The recipient extension after the user's name and delimiter ('' when there is none). */
+  readonly ext: string;
+  /** `Return-Path: <…>\n` as qmail-local would write it. */
+  readonly rpline: string;
+  /** `Delivered-To: …\n` as qmail-local would write it. */
+  readonly dtline: string;
+}
+
+const oneLine = (s: string) => s.replace(/[\r\n\0]/g, '');
+
+/** Which MTA ran us: qmail-local sets DTLINE/RPLINE, Postfix local(8) sets DOMAIN/EXTENSION. */
+export function detectMta(env: NodeJS.ProcessEnv): Mta | undefined {
+  if (env['DTLINE'] !== undefined || env['RPLINE'] !== undefined) return 'qmail';
+  if (env['DOMAIN'] !== undefined || env['EXTENSION'] !== undefined || env['ORIGINAL_RECIPIENT'] !== undefined) return 'postfix';
+  return undefined;
+}
+
+/** Reads the envelope. `fallbackRecipient` (the configured address) is used where the MTA gives none,
+ * as under procmail. */
+export function readEnvelope(env: NodeJS.ProcessEnv, forced: Mta | undefined, fallbackRecipient: string): Envelope {
+  const mta = forced ?? detectMta(env);
+  if (mta === undefined) throw new TempFail('no qmail or Postfix delivery environment (use --mta)', '4.3.5');
+  const sender = oneLine(env['SENDER'] ?? '');
+  if (mta === 'qmail') {
+    if (env['SENDER'] === undefined) throw new TempFail('SENDER is not set', '4.3.5');
+    const host = env['HOST'] ?? '';
+    const local = env['LOCAL'] ?? '';
+    const recipient = oneLine(env['RECIPIENT'] ?? (local && host ? `${local}@${host}` : fallbackRecipient));
+    return Object.freeze({
+      mta,
+      sender,
+      recipient,
+      ext: oneLine(env['EXT'] ?? ''),
+      rpline: withNewline(env['RPLINE'] ?? `Return-Path: <${sender}>`),
+      dtline: withNewline(env['DTLINE'] ?? `Delivered-To: ${recipient}`),
+    });
+  }
+  const recipient = oneLine(env['RECIPIENT'] ?? fallbackRecipient);
+  return Object.freeze({
+    mta,
+    sender,
+    recipient,
+    ext: oneLine(env['EXTENSION'] ?? env['EXT'] ?? ''),
+    rpline: `Return-Path: <${sender}>\n`,
+    dtline: `Delivered-To: ${recipient}\n`,
+  });
+}
+
+function withNewline(line: string): string {
+  const l = line.replace(/[\r\n]+$/, '').replace(/[\r\n]/g, ' ');
+  return `${l}\n`;
+}

@@ -1,0 +1,93 @@
+// The vouch home: where config.toml, secret, web-token and vouch.db live, and `vouch init`.
+
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir, hostname, userInfo } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isPlainAddress } from './address.js';
+import { UsageError } from './failure.js';
+
+export interface HomePaths {
+  readonly dir: string;
+  readonly config: string;
+  readonly secret: string;
+  readonly webToken: string;
+  readonly db: string;
+}
+
+/** The home folder: --home, else VOUCH_HOME, else ~/.vouch. */
+export function homeDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const dir = flag ?? env['VOUCH_HOME'] ?? join(env['HOME'] || homedir(), '.vouch');
+  return resolve(dir);
+}
+
+export function homePaths(dir: string): HomePaths {
+  return Object.freeze({
+    dir,
+    config: join(dir, 'config.toml'),
+    secret: join(dir, 'secret'),
+    webToken: join(dir, 'web-token'),
+    db: join(dir, 'vouch.db'),
+  });
+}
+
+/** The package root (where config.example.toml and templates/ are), from dist/agent/. */
+export function packageRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+/** Reads the 32-byte HMAC key. */
+export function readSecret(paths: HomePaths): Buffer {
+  const key = readFileSync(paths.secret);
+  if (key.length < 32) throw new Error('the secret is too short');
+  return key;
+}
+
+export function readWebToken(paths: HomePaths): string {
+  return readFileSync(paths.webToken, 'utf8').trim();
+}
+
+export interface InitResult {
+  readonly created: readonly string[];
+  readonly address: string;
+}
+
+/** Creates what is missing in the home; never replaces an existing secret, token, config or store
+ * (the store itself is created by the caller through Store.open). */
+export function initHome(paths: HomePaths, address: string | undefined, env: NodeJS.ProcessEnv = process.env): InitResult {
+  const created: string[] = [];
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  let addr = address;
+  if (addr !== undefined && !isPlainAddress(addr)) throw new UsageError(`--address must be a plain address like alice@example.org`);
+  if (!existsSync(paths.config)) {
+    addr ??= defaultAddress(env);
+    const example = readFileSync(join(packageRoot(), 'config.example.toml'), 'utf8');
+    const text = example.replace(/^address = ".*"$/m, `address = "${addr}"`);
+    writeFileSync(paths.config, text, { mode: 0o600, flag: 'wx' });
+    created.push('config.toml');
+  } else if (addr !== undefined) {
+    const text = readFileSync(paths.config, 'utf8');
+    const current = /^address = "(.*)"$/m.exec(text)?.[1];
+    if (current !== addr) throw new UsageError(`config.toml already exists with address ${current ?? '(none)'}; edit it by hand`);
+  }
+  if (!existsSync(paths.secret)) {
+    writeFileSync(paths.secret, randomBytes(32), { mode: 0o600, flag: 'wx' });
+    created.push('secret');
+  }
+  chmodSync(paths.secret, 0o600);
+  if (!existsSync(paths.webToken)) {
+    writeFileSync(paths.webToken, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    created.push('web-token');
+  }
+  chmodSync(paths.webToken, 0o600);
+  const final = /^address = "(.*)"$/m.exec(readFileSync(paths.config, 'utf8'))?.[1] ?? addr ?? '';
+  return { created, address: final };
+}
+
+function defaultAddress(env: NodeJS.ProcessEnv): string {
+  const user = (env['USER'] || env['LOGNAME'] || userInfo().username || 'user').toLowerCase().replace(/[^a-z0-9._-]/g, '');
+  const host = hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '') || 'localhost';
+  const addr = `${user || 'user'}@${host}`;
+  return isPlainAddress(addr) ? addr : 'user@localhost';
+}

@@ -1,0 +1,51 @@
+// Releasing held mail into the Maildir: the one code path behind `vouch pending release`, the web
+// page and a confirmation reply. Idempotent and crash-safe: the Maildir name is fixed in the store
+// first, so a retry finds the file already there instead of writing it twice.
+
+import type { Config } from './config.js';
+import { deliver, hasMessage, uniqueName } from './maildir.js';
+import { failpoint } from './failpoint.js';
+import type { Store } from './store.js';
+
+export interface ReleaseResult {
+  readonly released: readonly string[];
+  /** Ids that were not held (unknown, deleted, or already released). */
+  readonly skipped: readonly string[];
+}
+
+export async function release(store: Store, config: Config, ids: readonly string[], now: number = Date.now()): Promise<ReleaseResult> {
+  const released: string[] = [];
+  const skipped: string[] = [];
+  for (const id of ids) {
+    const name = await store.beginRelease(id, () => uniqueName(now));
+    if (name === undefined) {
+      skipped.push(id);
+      continue;
+    }
+    await releaseOne(store, config, id, name, now);
+    released.push(id);
+  }
+  return { released, skipped };
+}
+
+async function releaseOne(store: Store, config: Config, id: string, name: string, now: number): Promise<void> {
+  const dir = config.delivery.maildir;
+  if (!(await hasMessage(dir, name))) {
+    const held = await store.get(id);
+    const raw = await store.raw(id);
+    if (!held || !raw) throw new Error(`held message ${id} has no stored bytes`);
+    await deliver(dir, name, [Buffer.from(held.rpline), Buffer.from(held.dtline), raw]);
+  }
+  failpoint('release:after-maildir');
+  await store.finishRelease(id, now);
+}
+
+/** Finishes releases a crash interrupted (for `vouch fsck` and every release run). */
+export async function finishInterrupted(store: Store, config: Config, now: number = Date.now()): Promise<number> {
+  const ids = await store.releasing();
+  for (const id of ids) {
+    const held = await store.get(id);
+    if (held?.maildirName) await releaseOne(store, config, id, held.maildirName, now);
+  }
+  return ids.length;
+}

@@ -1,0 +1,518 @@
+// The pending store: held messages (metadata apart from the raw bytes, so lists never read bodies),
+// the whitelist and blacklist, per-day activity counts, and the journals that make delivery and
+// release idempotent. SQLite in WAL mode, schema versioned with PRAGMA user_version.
+
+import { Db, finalize, stepRun, type Param } from './db.js';
+import { newId } from './ids.js';
+import { lookupKeys, type Pattern } from './address.js';
+
+export const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE messages (
+  id TEXT PRIMARY KEY,
+  digest TEXT NOT NULL UNIQUE,
+  received INTEGER NOT NULL,
+  sender TEXT NOT NULL,
+  sender_key TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  from_header TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  date_header TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  challenge TEXT NOT NULL,
+  challenge_note TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'held',
+  maildir_name TEXT,
+  rpline TEXT NOT NULL,
+  dtline TEXT NOT NULL,
+  settled INTEGER
+);
+CREATE INDEX messages_state_received ON messages(state, received);
+CREATE INDEX messages_sender_key ON messages(sender_key, state);
+CREATE TABLE bodies (
+  id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+  bytes BLOB NOT NULL
+);
+CREATE TABLE lists (
+  key TEXT NOT NULL,
+  list TEXT NOT NULL CHECK (list IN ('white', 'black')),
+  pattern TEXT NOT NULL,
+  added INTEGER NOT NULL,
+  PRIMARY KEY (key, list)
+) WITHOUT ROWID;
+CREATE INDEX lists_list_pattern ON lists(list, pattern);
+CREATE TABLE deliveries (
+  digest TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE events (
+  day TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (day, kind)
+) WITHOUT ROWID;
+CREATE TABLE challenges (
+  id INTEGER PRIMARY KEY,
+  sender_key TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  sent INTEGER NOT NULL
+);
+CREATE INDEX challenges_sender ON challenges(sender_key, sent);
+CREATE INDEX challenges_domain ON challenges(domain, sent);
+CREATE INDEX challenges_sent ON challenges(sent);
+CREATE TABLE confirms (
+  id TEXT PRIMARY KEY,
+  used INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE keywords (
+  word TEXT PRIMARY KEY,
+  revoked INTEGER NOT NULL
+) WITHOUT ROWID;
+`;
+
+export type ListName = 'white' | 'black';
+export type ChallengeState = 'pending' | 'sent' | 'suppressed' | 'failed' | 'none';
+export type MessageState = 'held' | 'releasing' | 'released' | 'deleted' | 'expired';
+
+export interface HoldInput {
+  readonly digest: string;
+  readonly received: number;
+  readonly sender: string;
+  readonly senderKey: string;
+  readonly recipient: string;
+  readonly fromHeader: string;
+  readonly subject: string;
+  readonly date: string;
+  readonly messageId: string;
+  readonly reason: string;
+  readonly challenge: ChallengeState;
+  readonly challengeNote: string;
+  readonly rpline: string;
+  readonly dtline: string;
+  readonly raw: Buffer;
+}
+
+export interface RateLimits {
+  readonly domain: string;
+  /** One challenge per sender within this many ms. */
+  readonly window: number;
+  readonly perDomainHourly: number;
+  readonly globalHourly: number;
+}
+
+export interface HoldResult {
+  readonly id: string;
+  /** False when the message was already held (an MTA retry). */
+  readonly fresh: boolean;
+  readonly challenge: ChallengeState;
+  readonly note: string;
+}
+
+export interface Held {
+  readonly id: string;
+  readonly received: number;
+  readonly sender: string;
+  readonly senderKey: string;
+  readonly recipient: string;
+  readonly fromHeader: string;
+  readonly subject: string;
+  readonly date: string;
+  readonly messageId: string;
+  readonly size: number;
+  readonly reason: string;
+  readonly challenge: ChallengeState;
+  readonly challengeNote: string;
+  readonly state: MessageState;
+  readonly maildirName: string | null;
+  readonly rpline: string;
+  readonly dtline: string;
+}
+
+export interface ListQuery {
+  readonly limit?: number;
+  readonly offset?: number;
+  /** Matches sender, From and Subject (case-insensitive substring). */
+  readonly search?: string;
+  readonly reason?: string;
+  readonly challenge?: ChallengeState;
+}
+
+interface Row {
+  id: string;
+  received: number;
+  sender: string;
+  sender_key: string;
+  recipient: string;
+  from_header: string;
+  subject: string;
+  date_header: string;
+  message_id: string;
+  size: number;
+  reason: string;
+  challenge: ChallengeState;
+  challenge_note: string;
+  state: MessageState;
+  maildir_name: string | null;
+  rpline: string;
+  dtline: string;
+}
+
+const META = `id, received, sender, sender_key, recipient, from_header, subject, date_header, message_id, size,
+  reason, challenge, challenge_note, state, maildir_name, rpline, dtline`;
+
+function toHeld(r: Row): Held {
+  return Object.freeze({
+    id: r.id,
+    received: r.received,
+    sender: r.sender,
+    senderKey: r.sender_key,
+    recipient: r.recipient,
+    fromHeader: r.from_header,
+    subject: r.subject,
+    date: r.date_header,
+    messageId: r.message_id,
+    size: r.size,
+    reason: r.reason,
+    challenge: r.challenge,
+    challengeNote: r.challenge_note,
+    state: r.state,
+    maildirName: r.maildir_name,
+    rpline: r.rpline,
+    dtline: r.dtline,
+  });
+}
+
+export function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export class StoreVersionError extends Error {}
+
+export class Store {
+  readonly db: Db;
+
+  private constructor(db: Db) {
+    this.db = db;
+  }
+
+  /** Opens (and on first use creates) the store. Throws on a corrupt file or a newer schema. */
+  static async open(path: string, opts: { readonly busyMs?: number } = {}): Promise<Store> {
+    const db = await Db.open(path, opts.busyMs === undefined ? {} : { busyMs: opts.busyMs });
+    try {
+      await db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+      const store = new Store(db);
+      await store.#migrate();
+      return store;
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async #migrate(): Promise<void> {
+    const v = await this.#version();
+    if (v === SCHEMA_VERSION) return;
+    if (v > SCHEMA_VERSION) throw new StoreVersionError(`the store was written by a newer vouch (schema ${v})`);
+    await this.db.tx(async () => {
+      if ((await this.#version()) !== 0) return;
+      await this.db.exec(SCHEMA);
+      await this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    });
+  }
+
+  async #version(): Promise<number> {
+    const row = await this.db.get<{ user_version: number }>('PRAGMA user_version');
+    return row?.user_version ?? 0;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  // ---- lists
+
+  /** Which list (blacklist first) the sender is on, and the pattern that matched. */
+  async lookup(sender: string): Promise<{ list: ListName; pattern: string } | undefined> {
+    const keys = lookupKeys(sender);
+    if (keys.length === 0) return undefined;
+    const rows = await this.db.all<{ list: ListName; pattern: string }>(
+      `SELECT list, pattern FROM lists WHERE key IN (${keys.map(() => '?').join(',')})`,
+      keys,
+    );
+    return rows.find((r) => r.list === 'black') ?? rows[0];
+  }
+
+  /** Adds patterns to a list (in one transaction); the same pattern leaves the other list. */
+  async addPatterns(list: ListName, patterns: readonly Pattern[], now = Date.now()): Promise<number> {
+    if (patterns.length === 0) return 0;
+    return this.db.tx(async () => {
+      const del = await this.db.prepare('DELETE FROM lists WHERE key = ? AND list <> ?');
+      const ins = await this.db.prepare('INSERT OR IGNORE INTO lists (key, list, pattern, added) VALUES (?, ?, ?, ?)');
+      let added = 0;
+      try {
+        for (const p of patterns) {
+          await stepRun(del, [p.key, list]);
+          added += await stepRun(ins, [p.key, list, p.text, now]);
+        }
+      } finally {
+        await finalize(del);
+        await finalize(ins);
+      }
+      return added;
+    });
+  }
+
+  async removePatterns(list: ListName, patterns: readonly Pattern[]): Promise<number> {
+    let removed = 0;
+    await this.db.tx(async () => {
+      for (const p of patterns) removed += (await this.db.run('DELETE FROM lists WHERE key = ? AND list = ?', [p.key, list])).changes;
+    });
+    return removed;
+  }
+
+  async listPatterns(list: ListName, opts: { readonly limit?: number; readonly offset?: number } = {}): Promise<{ pattern: string; added: number }[]> {
+    return this.db.all(
+      'SELECT pattern, added FROM lists WHERE list = ? ORDER BY pattern LIMIT ? OFFSET ?',
+      [list, opts.limit ?? -1, opts.offset ?? 0],
+    );
+  }
+
+  async countPatterns(list: ListName): Promise<number> {
+    return (await this.db.get<{ n: number }>('SELECT count(*) AS n FROM lists WHERE list = ?', [list]))?.n ?? 0;
+  }
+
+  // ---- held messages
+
+  /** Holds a message, once: the same digest (an MTA retry) returns the id it already has. When the
+   * message is to be challenged, the rate limits are checked and a challenge slot is taken in the
+   * same transaction, so concurrent deliveries cannot both pass a limit. */
+  async hold(m: HoldInput, rate?: RateLimits): Promise<HoldResult> {
+    return this.db.tx(async () => {
+      const seen = await this.db.get<{ id: string; challenge: ChallengeState; challenge_note: string }>(
+        'SELECT id, challenge, challenge_note FROM messages WHERE digest = ?',
+        [m.digest],
+      );
+      if (seen) return { id: seen.id, fresh: false, challenge: seen.challenge, note: seen.challenge_note };
+      let challenge = m.challenge;
+      let note = m.challengeNote;
+      if (challenge === 'pending' && rate) {
+        const limited = await this.#rateLimited(m.senderKey, rate, m.received);
+        if (limited) {
+          challenge = 'suppressed';
+          note = limited;
+        } else {
+          await this.db.run('INSERT INTO challenges (sender_key, domain, sent) VALUES (?, ?, ?)', [m.senderKey, rate.domain, m.received]);
+        }
+      }
+      let id = newId(m.received);
+      while (await this.db.get('SELECT 1 FROM messages WHERE id = ?', [id])) id = newId(m.received);
+      await this.db.run(
+        `INSERT INTO messages (id, digest, received, sender, sender_key, recipient, from_header, subject, date_header,
+           message_id, size, reason, challenge, challenge_note, rpline, dtline)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [id, m.digest, m.received, m.sender, m.senderKey, m.recipient, m.fromHeader, m.subject, m.date, m.messageId,
+          m.raw.length, m.reason, challenge, note, m.rpline, m.dtline],
+      );
+      await this.db.run('INSERT INTO bodies (id, bytes) VALUES (?, ?)', [id, m.raw]);
+      await this.count('held', m.received);
+      return { id, fresh: true, challenge, note };
+    });
+  }
+
+  async #rateLimited(senderKey: string, rate: RateLimits, now: number): Promise<string | undefined> {
+    const one = (sql: string, params: Param[]) => this.db.get<{ n: number }>(sql, params).then((r) => r?.n ?? 0);
+    if ((await one('SELECT count(*) AS n FROM challenges WHERE sender_key = ? AND sent > ?', [senderKey, now - rate.window])) > 0) {
+      return 'sender already challenged recently';
+    }
+    const hour = now - 3_600_000;
+    if ((await one('SELECT count(*) AS n FROM challenges WHERE domain = ? AND sent > ?', [rate.domain, hour])) >= rate.perDomainHourly) {
+      return 'hourly cap for the sender domain';
+    }
+    if ((await one('SELECT count(*) AS n FROM challenges WHERE sent > ?', [hour])) >= rate.globalHourly) {
+      return 'global hourly cap';
+    }
+    return undefined;
+  }
+
+  async get(id: string): Promise<Held | undefined> {
+    const r = await this.db.get<Row>(`SELECT ${META} FROM messages WHERE id = ?`, [id]);
+    return r && toHeld(r);
+  }
+
+  async raw(id: string): Promise<Buffer | undefined> {
+    return (await this.db.get<{ bytes: Buffer }>('SELECT bytes FROM bodies WHERE id = ?', [id]))?.bytes;
+  }
+
+  /** Held messages, newest first; never reads a body. */
+  async list(q: ListQuery = {}): Promise<Held[]> {
+    const { where, params } = listFilter(q);
+    const rows = await this.db.all<Row>(
+      `SELECT ${META} FROM messages WHERE ${where} ORDER BY received DESC, id DESC LIMIT ? OFFSET ?`,
+      [...params, q.limit ?? -1, q.offset ?? 0],
+    );
+    return rows.map(toHeld);
+  }
+
+  async countHeld(q: ListQuery = {}): Promise<number> {
+    const { where, params } = listFilter(q);
+    return (await this.db.get<{ n: number }>(`SELECT count(*) AS n FROM messages WHERE ${where}`, params))?.n ?? 0;
+  }
+
+  /** Counts of held messages by reason, for the review page. */
+  async reasons(): Promise<{ reason: string; n: number }[]> {
+    return this.db.all(`SELECT reason, count(*) AS n FROM messages WHERE state IN ('held', 'releasing') GROUP BY reason ORDER BY n DESC`);
+  }
+
+  /** Held messages from one sender (by key), oldest first. */
+  async heldFrom(senderKey: string): Promise<Held[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT ${META} FROM messages WHERE sender_key = ? AND state IN ('held', 'releasing') ORDER BY received`,
+      [senderKey],
+    );
+    return rows.map(toHeld);
+  }
+
+  async setChallenge(id: string, state: ChallengeState, note: string): Promise<void> {
+    await this.db.run('UPDATE messages SET challenge = ?, challenge_note = ? WHERE id = ?', [state, note, id]);
+  }
+
+  /** Step one of a release: fixes the Maildir file name the message will have. Returns the name
+   * (the same one on a retry), or undefined when the message is not held. */
+  async beginRelease(id: string, name: () => string): Promise<string | undefined> {
+    return this.db.tx(async () => {
+      const r = await this.db.get<{ state: MessageState; maildir_name: string | null }>(
+        'SELECT state, maildir_name FROM messages WHERE id = ?',
+        [id],
+      );
+      if (!r || (r.state !== 'held' && r.state !== 'releasing')) return undefined;
+      if (r.state === 'releasing' && r.maildir_name) return r.maildir_name;
+      const n = name();
+      await this.db.run(`UPDATE messages SET state = 'releasing', maildir_name = ? WHERE id = ?`, [n, id]);
+      return n;
+    });
+  }
+
+  /** Step two: the file is in the Maildir; the body is no longer needed. */
+  async finishRelease(id: string, now: number): Promise<void> {
+    await this.db.tx(async () => {
+      const r = await this.db.run(`UPDATE messages SET state = 'released', settled = ? WHERE id = ? AND state = 'releasing'`, [now, id]);
+      if (r.changes > 0) {
+        await this.db.run('DELETE FROM bodies WHERE id = ?', [id]);
+        await this.count('released', now);
+      }
+    });
+  }
+
+  /** Deletes held messages; returns the ones that were held (for blacklisting their senders). */
+  async delete(ids: readonly string[], now: number, kind: 'deleted' | 'expired' = 'deleted'): Promise<Held[]> {
+    return this.db.tx(async () => {
+      const out: Held[] = [];
+      for (const id of ids) {
+        const r = await this.db.get<Row>(`SELECT ${META} FROM messages WHERE id = ? AND state = 'held'`, [id]);
+        if (!r) continue;
+        await this.db.run(`UPDATE messages SET state = ?, settled = ? WHERE id = ?`, [kind, now, id]);
+        await this.db.run('DELETE FROM bodies WHERE id = ?', [id]);
+        out.push(toHeld(r));
+      }
+      if (out.length > 0) await this.count(kind, now, out.length);
+      return out;
+    });
+  }
+
+  /** Ids of held messages received before `before`. */
+  async heldBefore(before: number): Promise<string[]> {
+    const rows = await this.db.all<{ id: string }>(`SELECT id FROM messages WHERE state = 'held' AND received < ?`, [before]);
+    return rows.map((r) => r.id);
+  }
+
+  /** Messages whose release was begun but not finished (a crash in between). */
+  async releasing(): Promise<string[]> {
+    return (await this.db.all<{ id: string }>(`SELECT id FROM messages WHERE state = 'releasing'`)).map((r) => r.id);
+  }
+
+  /** Forgets settled messages and journals older than `before` (their rows only kept idempotency). */
+  async prune(before: number): Promise<void> {
+    await this.db.tx(async () => {
+      await this.db.run(`DELETE FROM messages WHERE state IN ('released', 'deleted', 'expired') AND settled < ?`, [before]);
+      await this.db.run('DELETE FROM deliveries WHERE at < ?', [before]);
+      await this.db.run('DELETE FROM challenges WHERE sent < ?', [before]);
+    });
+  }
+
+  // ---- confirmations and keywords
+
+  /** True when this confirm id is for a message we know and has not been used yet. */
+  async confirmUsable(id: string): Promise<boolean> {
+    const row = await this.db.get<{ state: MessageState; used: number | null }>(
+      'SELECT m.state AS state, c.used AS used FROM messages m LEFT JOIN confirms c ON c.id = m.id WHERE m.id = ?',
+      [id],
+    );
+    return row !== undefined && row.used === null && row.state !== 'deleted' && row.state !== 'expired';
+  }
+
+  async useConfirm(id: string, now: number): Promise<void> {
+    await this.db.run('INSERT OR IGNORE INTO confirms (id, used) VALUES (?, ?)', [id, now]);
+  }
+
+  async keywordRevoked(word: string): Promise<boolean> {
+    return (await this.db.get('SELECT 1 FROM keywords WHERE word = ? AND revoked > 0', [word])) !== undefined;
+  }
+
+  async revokeKeyword(word: string, now: number): Promise<void> {
+    await this.db.run('INSERT INTO keywords (word, revoked) VALUES (?, ?) ON CONFLICT (word) DO UPDATE SET revoked = excluded.revoked', [word, now]);
+  }
+
+  // ---- direct deliveries (idempotent across MTA retries)
+
+  /** The Maildir name fixed for this delivery digest: the earlier one on a retry, else a new one. */
+  async claimDelivery(digest: string, name: string, now: number): Promise<{ name: string; fresh: boolean }> {
+    return this.db.tx(async () => {
+      const seen = await this.db.get<{ name: string }>('SELECT name FROM deliveries WHERE digest = ?', [digest]);
+      if (seen) return { name: seen.name, fresh: false };
+      await this.db.run('INSERT INTO deliveries (digest, name, at) VALUES (?, ?, ?)', [digest, name, now]);
+      await this.count('delivered', now);
+      return { name, fresh: true };
+    });
+  }
+
+  // ---- activity
+
+  async count(kind: string, now: number, n = 1): Promise<void> {
+    await this.db.run(
+      'INSERT INTO events (day, kind, n) VALUES (?, ?, ?) ON CONFLICT (day, kind) DO UPDATE SET n = n + excluded.n',
+      [dayOf(now), kind, n],
+    );
+  }
+
+  async activity(sinceDay: string): Promise<{ day: string; kind: string; n: number }[]> {
+    return this.db.all('SELECT day, kind, n FROM events WHERE day >= ? ORDER BY day', [sinceDay]);
+  }
+
+  async integrityCheck(): Promise<string[]> {
+    const rows = await this.db.all<{ integrity_check: string }>('PRAGMA integrity_check');
+    return rows.map((r) => r.integrity_check);
+  }
+}
+
+function listFilter(q: ListQuery): { where: string; params: Param[] } {
+  const clauses = [`state IN ('held', 'releasing')`];
+  const params: Param[] = [];
+  if (q.search) {
+    const like = `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    clauses.push(`(sender LIKE ? ESCAPE '\\' OR from_header LIKE ? ESCAPE '\\' OR subject LIKE ? ESCAPE '\\')`);
+    params.push(like, like, like);
+  }
+  if (q.reason) {
+    clauses.push('reason = ?');
+    params.push(q.reason);
+  }
+  if (q.challenge) {
+    clauses.push('challenge = ?');
+    params.push(q.challenge);
+  }
+  return { where: clauses.join(' AND '), params };
+}
