@@ -122,6 +122,7 @@ export function program(): Command {
     .description('challenge-response whitelist delivery agent for qmail and Postfix')
     .option('--home <dir>', 'the vouch home (default $VOUCH_HOME or ~/.vouch)')
     .showHelpAfterError(false)
+    .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`vouch: ${str.replace(/^error: /, '')}`) });
 
   p.command('init')
@@ -341,7 +342,6 @@ function positiveInt(v: string, name: string): number {
 
 export async function run(argv: readonly string[]): Promise<void> {
   const p = program();
-  p.exitOverride();
   try {
     await p.parseAsync([...argv]);
   } catch (err) {

@@ -1,0 +1,89 @@
+import test from 'ava';
+import { addressKey, isPlainAddress, lookupKeys, parsePattern } from '../agent/address.js';
+import { UsageError } from '../agent/failure.js';
+
+const matches = (pattern: string, sender: string) => lookupKeys(sender).includes(parsePattern(pattern).key);
+
+const table: [string, string, boolean][] = [
+  ['bob@example.com', 'bob@example.com', true],
+  ['bob@example.com', 'BOB@Example.COM', true],
+  ['bob@example.com', 'bobby@example.com', false],
+  ['bob@example.com', 'prvs=1234abcd=bob@example.com', true],
+  ['@example.com', 'anyone@example.com', true],
+  ['*@example.com', 'anyone@example.com', true],
+  ['@example.com', 'anyone@sub.example.com', false],
+  ['*@*.example.com', 'anyone@sub.example.com', true],
+  ['*@*.example.com', 'anyone@a.b.example.com', true],
+  ['*@*.example.com', 'anyone@example.com', false],
+  ['*@*.example.com', 'anyone@notexample.com', false],
+  ['list-return-@lists.example', 'list-return-123-alice=example.org@lists.example', true],
+  ['list-return-default@lists.example', 'list-return-123-alice=example.org@lists.example', true],
+  ['list-return-@lists.example', 'list-return-@lists.example', false],
+  ['list-return-@lists.example', 'list-other-1@lists.example', false],
+  ['list-return-@lists.example', 'list-return-1@other.example', false],
+  ['owner-list+@lists.example', 'owner-list+bounce=x@lists.example', true],
+  ['bob@example.com', '', false],
+  ['bob@example.com', 'bob @example.com', false],
+];
+
+for (const [pattern, sender, expected] of table) {
+  test(`pattern ${pattern} ${expected ? 'matches' : 'does not match'} "${sender}"`, (t) => {
+    t.is(matches(pattern, sender), expected);
+  });
+}
+
+test('patterns are shown back in one canonical form', (t) => {
+  t.is(parsePattern(' Bob@Example.com ').text, 'bob@example.com');
+  t.is(parsePattern('*@example.com').text, '@example.com');
+  t.is(parsePattern('list-default@x.org').text, 'list-@x.org');
+  t.is(parsePattern('*@*.x.org').text, '*@*.x.org');
+});
+
+for (const bad of ['bob', 'bob@', '@', 'b*b@example.com', '*@exa mple.com', 'a@b@c', '@-bad-.com', 'x@*.y.*.z']) {
+  test(`"${bad}" is not a pattern`, (t) => {
+    t.throws(() => parsePattern(bad), { instanceOf: UsageError });
+  });
+}
+
+const grammar: [string, boolean][] = [
+  ['bob@example.com', true],
+  ['bob.smith+tag@mail.example.co.uk', true],
+  ['b@localhost', true],
+  ['', false],
+  ['bob', false],
+  ['bob smith@example.com', false],
+  ['"bob"@example.com', false],
+  ['bob@example.com\r\nBcc: x@y.z', false],
+  ['-f@example.com', false],
+  ['bob..x@example.com', false],
+  ['bob.@example.com', false],
+  ['bob@-example.com', false],
+  ['bob@[127.0.0.1]', false],
+  ['bób@example.com', false],
+  [`${'a'.repeat(65)}@example.com`, false],
+  ['bob@exa_mple.com', false],
+];
+
+for (const [addr, ok] of grammar) {
+  test(`the strict grammar ${ok ? 'accepts' : 'refuses'} ${JSON.stringify(addr)}`, (t) => {
+    t.is(isPlainAddress(addr), ok);
+  });
+}
+
+test('address keys fold case and drop a BATV prefix', (t) => {
+  t.is(addressKey('Bob@Example.COM'), 'bob@example.com');
+  t.is(addressKey('prvs=0123456789=bob@example.com'), 'bob@example.com');
+  t.is(addressKey(''), undefined);
+  t.is(addressKey('bob smith@example.com'), undefined);
+});
+
+test('a sender has one lookup key per way it could be listed, and no more', (t) => {
+  t.deepEqual(lookupKeys('list-return-12@a.lists.example'), [
+    'a:list-return-12@a.lists.example',
+    'd:a.lists.example',
+    's:lists.example',
+    's:example',
+    'p:list-@a.lists.example',
+    'p:list-return-@a.lists.example',
+  ]);
+});

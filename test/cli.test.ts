@@ -1,0 +1,134 @@
+// The CLI contract of DESIGN.md, driven through the built `vouch` command.
+import test from 'ava';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deliverQmail, makeHome, maildirFiles, message, pendingList, vouch } from './helpers.js';
+
+test('init creates config, a 32-byte secret and a web token (0600), the store and the Maildir', async (t) => {
+  const h = await makeHome({ address: 'alice@example.org' });
+  t.is(statSync(join(h.dir, 'secret')).size, 32);
+  t.is(statSync(join(h.dir, 'secret')).mode & 0o777, 0o600);
+  t.is(statSync(join(h.dir, 'web-token')).mode & 0o777, 0o600);
+  t.true(statSync(join(h.dir, 'vouch.db')).isFile());
+  t.true(statSync(join(h.maildir, 'new')).isDirectory());
+  t.regex(readFileSync(join(h.dir, 'config.toml'), 'utf8'), /^address = "alice@example.org"$/m);
+});
+
+test('init prints the absolute .qmail and Postfix lines', async (t) => {
+  const h = await makeHome();
+  const r = await vouch(['init'], { env: h.env });
+  t.is(r.code, 0);
+  t.regex(r.stdout, /already set up; nothing replaced/);
+  t.regex(r.stdout, /~\/\.qmail and in ~\/\.qmail-default\n {2}\|\/\S+node \/\S+\/dist\/agent\/cli\.js (--home \S+ )?deliver\n/);
+  t.regex(r.stdout, /"\|\/\S+node \/\S+\/dist\/agent\/cli\.js (--home \S+ )?deliver --mta postfix"/);
+  t.regex(r.stdout, /mailbox_command = /);
+});
+
+test('init run again never replaces the secret, the token or the store', async (t) => {
+  const h = await makeHome();
+  const secret = readFileSync(join(h.dir, 'secret'));
+  const token = readFileSync(join(h.dir, 'web-token'));
+  await deliverQmail(h, 'carol@example.net', message());
+  const r = await vouch(['init'], { env: h.env });
+  t.is(r.code, 0);
+  t.deepEqual(readFileSync(join(h.dir, 'secret')), secret);
+  t.deepEqual(readFileSync(join(h.dir, 'web-token')), token);
+  t.is((await pendingList(h)).length, 1);
+});
+
+test('init refuses a bad address with one line and a non-zero exit', async (t) => {
+  const r = await vouch(['init', '--address', 'not-an-address'], { env: { VOUCH_HOME: '/tmp/vouch-never', HOME: '/tmp' } });
+  t.not(r.code, 0);
+  t.is(r.stderr.trim().split('\n').length, 1);
+  t.regex(r.stderr, /^vouch: --address must be a plain address/);
+});
+
+test('whitelist add, list and remove', async (t) => {
+  const h = await makeHome();
+  t.is((await vouch(['whitelist', 'add', 'Bob@Example.com', '@friends.org', '*@*.corp.example'], { env: h.env })).code, 0);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '*@*.corp.example\n@friends.org\nbob@example.com\n');
+  t.is((await vouch(['whitelist', 'remove', 'bob@example.com'], { env: h.env })).stdout, '1 removed from the whitelist\n');
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '*@*.corp.example\n@friends.org\n');
+});
+
+test('a bad pattern is refused with one line naming it', async (t) => {
+  const h = await makeHome();
+  const r = await vouch(['blacklist', 'add', 'b*b@example.com'], { env: h.env });
+  t.is(r.code, 2);
+  t.regex(r.stderr, /^vouch: bad pattern "b\*b@example.com"/);
+});
+
+test('whitelist import reads 100,000 patterns with comments from stdin', async (t) => {
+  const h = await makeHome();
+  const lines = ['# friends', ''];
+  for (let i = 0; i < 100_000; i++) lines.push(`user${i}@example${i % 100}.com  # n${i}`);
+  const r = await vouch(['whitelist', 'import', '-'], { env: h.env, input: lines.join('\n'), timeoutMs: 120_000 });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, '100000 added to the whitelist (100000 read)\n');
+  const d = await deliverQmail(h, 'user99999@example99.com', message());
+  t.regex(d.stdout, /delivered: whitelisted sender/);
+});
+
+test('whitelist import names the line of a bad pattern and adds nothing', async (t) => {
+  const h = await makeHome();
+  const file = join(h.dir, 'list.txt');
+  writeFileSync(file, 'a@b.org\n\nnonsense\n');
+  const r = await vouch(['whitelist', 'import', file], { env: h.env });
+  t.is(r.code, 2);
+  t.regex(r.stderr, /line 3: bad pattern "nonsense"/);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '');
+});
+
+test('pending list, show, release --whitelist and delete --blacklist', async (t) => {
+  const h = await makeHome({ config: { challenge: { enabled: false } } });
+  await deliverQmail(h, 'carol@example.net', message({ from: 'Carol <carol@example.net>', subject: 'From Carol', body: 'Carol body\n' }));
+  await deliverQmail(h, 'dave@example.net', message({ from: 'dave@example.net', subject: 'From Dave' }));
+  const held = await pendingList(h);
+  t.deepEqual(held.map((m) => m.subject), ['From Dave', 'From Carol']);
+  const carol = held.find((m) => m.sender === 'carol@example.net')?.id ?? '';
+  const dave = held.find((m) => m.sender === 'dave@example.net')?.id ?? '';
+
+  const text = await vouch(['pending', 'list'], { env: h.env });
+  t.regex(text.stdout, new RegExp(`${carol} .* carol@example.net  "From Carol"  \\[unknown sender; challenge suppressed: challenges are turned off\\]`));
+
+  const show = await vouch(['pending', 'show', carol], { env: h.env });
+  t.regex(show.stdout, /subject: From Carol/);
+  t.regex(show.stdout, /Carol body/);
+
+  const rel = await vouch(['pending', 'release', carol, '--whitelist'], { env: h.env });
+  t.is(rel.stdout, '1 released, 1 sender(s) whitelisted\n');
+  t.is(maildirFiles(h.maildir).length, 1);
+  t.regex(maildirFiles(h.maildir)[0]?.bytes.toString() ?? '', /^Return-Path: <carol@example.net>\nDelivered-To: alice@example.org\nFrom: Carol/);
+  const again = await vouch(['pending', 'release', carol], { env: h.env });
+  t.is(again.code, 1);
+  t.regex(again.stdout, /0 released; not held/);
+  t.is(maildirFiles(h.maildir).length, 1);
+  t.regex((await deliverQmail(h, 'carol@example.net', message())).stdout, /whitelisted/);
+
+  const del = await vouch(['pending', 'delete', dave, '--blacklist'], { env: h.env });
+  t.is(del.stdout, '1 deleted, 1 sender(s) blacklisted\n');
+  t.deepEqual(await pendingList(h), []);
+  t.regex((await deliverQmail(h, 'dave@example.net', message())).stdout, /dropped: blacklisted/);
+});
+
+test('pending commands refuse ids that are not ids', async (t) => {
+  const h = await makeHome();
+  const r = await vouch(['pending', 'release', '../../etc/passwd'], { env: h.env });
+  t.is(r.code, 2);
+  t.regex(r.stderr, /is not a message id/);
+});
+
+const helps = [[], ['init'], ['deliver'], ['pending'], ['pending', 'list'], ['pending', 'release'], ['whitelist'], ['whitelist', 'import'], ['blacklist', 'add'], ['address'], ['address', 'dated'], ['expire'], ['web'], ['fsck']];
+for (const args of helps) {
+  test(`vouch ${args.join(' ')} --help prints usage and exits 0`, async (t) => {
+    const r = await vouch([...args, '--help'], { env: { HOME: '/tmp' } });
+    t.is(r.code, 0);
+    t.regex(r.stdout, /^Usage: vouch/);
+  });
+}
+
+test('an unknown command is one line of error and a non-zero exit', async (t) => {
+  const r = await vouch(['frobnicate'], { env: { HOME: '/tmp' } });
+  t.not(r.code, 0);
+  t.regex(r.stderr, /^vouch: unknown command 'frobnicate'/);
+});

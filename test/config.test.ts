@@ -1,0 +1,76 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, parseConfig } from '../agent/config.js';
+import { ConfigError } from '../agent/failure.js';
+import { readFileSync } from 'node:fs';
+import { ROOT } from './helpers.js';
+
+const env = { HOME: '/home/alice' };
+const minimal = '[identity]\naddress = "alice@example.org"\n';
+
+test('a config with only the address gets every default', (t) => {
+  const c = parseConfig(minimal, '/home/alice/.vouch', env);
+  t.is(c.identity.delimiter, '-');
+  t.is(c.delivery.maildir, '/home/alice/Maildir');
+  t.is(c.send.transport, 'sendmail');
+  t.is(c.send.sendmail, '/var/qmail/bin/qmail-inject');
+  t.is(c.pending.lifetime, 14 * 86_400_000);
+  t.is(c.web.listen, '127.0.0.1:8025');
+  t.is(c.challenge.rate_window, 86_400_000);
+  t.true(Object.isFrozen(c) && Object.isFrozen(c.identity));
+});
+
+test('config.example.toml is a valid config whose values are the defaults', (t) => {
+  const text = readFileSync(join(ROOT, 'config.example.toml'), 'utf8');
+  const fromExample = parseConfig(text, '/h/.vouch', env);
+  const fromDefaults = parseConfig(minimal, '/h/.vouch', env);
+  t.deepEqual(fromExample, fromDefaults);
+});
+
+const bad: [string, string][] = [
+  ['[identity]\naddress = "alice@example.org"\ncolour = "red"\n', 'identity.colour'],
+  ['[identity]\naddress = "alice@example.org"\n[mystery]\nx = 1\n', 'mystery'],
+  ['[identity]\naddress = "not an address"\n', 'identity.address'],
+  ['[identity]\ndelimiter = "-"\n', 'identity.address'],
+  ['[identity]\naddress = "alice@example.org"\ndelimiter = "."\n', 'identity.delimiter'],
+  [`${minimal}[pending]\nlifetime = "forever"\n`, 'pending.lifetime'],
+  [`${minimal}[pending]\nlifetime = 14\n`, 'pending.lifetime'],
+  [`${minimal}[delivery]\nmax_size = "huge"\n`, 'delivery.max_size'],
+  [`${minimal}[delivery]\nblacklist = "bounce"\n`, 'delivery.blacklist'],
+  [`${minimal}[delivery]\njunk_folder = "../etc"\n`, 'delivery.junk_folder'],
+  [`${minimal}[send]\nsmtp_port = 70000\n`, 'send.smtp_port'],
+  [`${minimal}[send]\ntransport = "carrier-pigeon"\n`, 'send.transport'],
+  [`${minimal}[challenge]\nenabled = "yes"\n`, 'challenge.enabled'],
+  [`${minimal}[challenge]\nauthserv_ids = "mx.example.org"\n`, 'challenge.authserv_ids'],
+  [`${minimal}[web]\nlisten = "everywhere"\n`, 'web.listen'],
+  ['identity = 3\n', 'identity'],
+];
+
+for (const [i, [text, key]] of bad.entries()) {
+  test(`bad config #${i + 1} is refused with an error naming ${key}`, (t) => {
+    const err = t.throws(() => parseConfig(text, '/h', env), { instanceOf: ConfigError });
+    t.is(err?.key, key);
+    t.true(err?.message.includes(key));
+  });
+}
+
+test('broken TOML is refused with its line number', (t) => {
+  const err = t.throws(() => parseConfig(`${minimal}[send\ntransport = "smtp"\n`, '/h', env), { instanceOf: ConfigError });
+  t.regex(err?.message ?? '', /not valid TOML \(line 3\)/);
+});
+
+test('paths: ~ is the user home, relative paths are inside the vouch home', (t) => {
+  const c = parseConfig(`${minimal}[delivery]\nmaildir = "Mail"\n[send]\nfile_dir = "~/out"\n`, '/v', env);
+  t.is(c.delivery.maildir, '/v/Mail');
+  t.is(c.send.file_dir, '/home/alice/out');
+});
+
+test('a missing config.toml says to run vouch init', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vouch-cfg-'));
+  const err = t.throws(() => loadConfig(dir, env), { instanceOf: ConfigError });
+  t.regex(err?.message ?? '', /vouch init/);
+  writeFileSync(join(dir, 'config.toml'), minimal);
+  t.is(loadConfig(dir, env).identity.address, 'alice@example.org');
+});

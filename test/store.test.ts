@@ -1,0 +1,104 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parsePattern } from '../agent/address.js';
+import { Store, SCHEMA_VERSION, type HoldInput } from '../agent/store.js';
+
+const dbPath = () => join(mkdtempSync(join(tmpdir(), 'vouch-store-')), 'vouch.db');
+
+function input(over: Partial<HoldInput> = {}): HoldInput {
+  return {
+    digest: 'd1',
+    received: Date.UTC(2026, 10, 23, 10),
+    sender: 'bob@example.com',
+    senderKey: 'bob@example.com',
+    recipient: 'alice@example.org',
+    fromHeader: 'Bob <bob@example.com>',
+    subject: 'Hello',
+    date: '',
+    messageId: '<1@example.com>',
+    reason: 'unknown sender',
+    challenge: 'suppressed',
+    challengeNote: 'test',
+    rpline: 'Return-Path: <bob@example.com>\n',
+    dtline: 'Delivered-To: alice@example.org\n',
+    raw: Buffer.from('Subject: Hello\n\nbody\0\r'),
+    ...over,
+  };
+}
+
+test('a new store gets the current schema version and WAL mode', async (t) => {
+  const store = await Store.open(dbPath());
+  t.is((await store.db.get<{ user_version: number }>('PRAGMA user_version'))?.user_version, SCHEMA_VERSION);
+  t.is((await store.db.get<{ journal_mode: string }>('PRAGMA journal_mode'))?.journal_mode, 'wal');
+  await store.close();
+});
+
+test('holding the same message twice keeps one copy, byte for byte', async (t) => {
+  const store = await Store.open(dbPath());
+  const a = await store.hold(input());
+  const b = await store.hold(input());
+  t.true(a.fresh);
+  t.false(b.fresh);
+  t.is(a.id, b.id);
+  t.is(await store.countHeld(), 1);
+  t.deepEqual(await store.raw(a.id), input().raw);
+  await store.close();
+});
+
+test('the blacklist wins over the whitelist, and adding to one list removes from the other', async (t) => {
+  const store = await Store.open(dbPath());
+  await store.addPatterns('white', [parsePattern('@example.com')]);
+  await store.addPatterns('black', [parsePattern('bob@example.com')]);
+  t.deepEqual(await store.lookup('bob@example.com'), { list: 'black', pattern: 'bob@example.com' });
+  t.deepEqual(await store.lookup('carol@example.com'), { list: 'white', pattern: '@example.com' });
+  await store.addPatterns('white', [parsePattern('bob@example.com')]);
+  t.deepEqual(await store.lookup('bob@example.com'), { list: 'white', pattern: 'bob@example.com' });
+  t.is(await store.countPatterns('black'), 0);
+  await store.close();
+});
+
+test('the list lookup uses the index, not a scan', async (t) => {
+  const store = await Store.open(dbPath());
+  const plan = await store.db.all<{ detail: string }>("EXPLAIN QUERY PLAN SELECT list, pattern FROM lists WHERE key IN ('a:x', 'd:y')");
+  t.true(plan.some((p) => /USING PRIMARY KEY|USING INDEX/.test(p.detail)), JSON.stringify(plan));
+  t.false(plan.some((p) => /^SCAN/.test(p.detail)), JSON.stringify(plan));
+  await store.close();
+});
+
+test('the held list is newest first, searchable and never needs a body', async (t) => {
+  const store = await Store.open(dbPath());
+  await store.hold(input({ digest: 'a', received: 1000, subject: 'first' }));
+  await store.hold(input({ digest: 'b', received: 2000, subject: 'second 100%', sender: 'carol@x.org' }));
+  t.deepEqual((await store.list()).map((m) => m.subject), ['second 100%', 'first']);
+  t.deepEqual((await store.list({ search: '100%' })).map((m) => m.subject), ['second 100%']);
+  t.deepEqual((await store.list({ search: 'carol' })).map((m) => m.subject), ['second 100%']);
+  t.deepEqual((await store.list({ limit: 1, offset: 1 })).map((m) => m.subject), ['first']);
+  await store.close();
+});
+
+test('rate limits suppress a second challenge to the same sender within the window', async (t) => {
+  const store = await Store.open(dbPath());
+  const rate = { domain: 'example.com', window: 86_400_000, perDomainHourly: 10, globalHourly: 60 };
+  const a = await store.hold(input({ digest: 'a', challenge: 'pending', challengeNote: '' }), rate);
+  const b = await store.hold(input({ digest: 'b', challenge: 'pending', challengeNote: '' }), rate);
+  t.is(a.challenge, 'pending');
+  t.is(b.challenge, 'suppressed');
+  t.is(b.note, 'sender already challenged recently');
+  await store.close();
+});
+
+test('a corrupt database file is refused, not overwritten', async (t) => {
+  const path = dbPath();
+  writeFileSync(path, Buffer.alloc(8192, 0x41));
+  await t.throwsAsync(Store.open(path));
+});
+
+test('a store written by a newer vouch is refused', async (t) => {
+  const path = dbPath();
+  const s = await Store.open(path);
+  await s.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+  await s.close();
+  await t.throwsAsync(Store.open(path), { message: /newer vouch/ });
+});
