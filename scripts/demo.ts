@@ -98,10 +98,3 @@ step('vouch pending list');
 console.log(vouch(['pending', 'list']).out);
 step('Maildir');
 console.log(`  ${readdirSync(join(maildir, 'new')).length} message(s) in ${maildir}/new`);
-
-step('the review page');
-const { startWeb } = await import('../web/server.js');
-const { homePaths } = await import('../agent/home.js');
-process.env['HOME'] = user;
-const web = await startWeb({ home: homePaths(home), listen: '127.0.0.1:8025' });
-console.log(`  open ${web.url}   (Ctrl-C to stop)`);
