@@ -199,7 +199,11 @@ async function confirm(ctx: Context, store: Store, heldId: string): Promise<stri
   // Whitelist and release first, mark the confirm used last: a crash anywhere before leaves the
   // confirm usable, and the retry completes the same steps (each is idempotent).
   const { parsePattern } = await import('./address.js');
-  await store.addPatterns('white', [parsePattern(held.senderKey)], ctx.now);
+  try {
+    await store.addPatterns('white', [parsePattern(held.senderKey)], ctx.now);
+  } catch (err) {
+    if (!(err instanceof Error && err.name === 'UsageError')) throw err;
+  }
   const all = await store.heldFrom(held.senderKey);
   const ids = all.some((m) => m.id === held.id) ? all.map((m) => m.id) : [held.id, ...all.map((m) => m.id)];
   const done = await release(store, ctx.config, ids, ctx.now);

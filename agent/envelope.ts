@@ -18,7 +18,9 @@ export interface Envelope {
   readonly dtline: string;
 }
 
-const oneLine = (s: string) => s.replace(/[\r\n\0]/g, '');
+// Control characters never survive into a sender or recipient: CR/LF would forge header lines.
+// eslint-disable-next-line no-control-regex
+const oneLine = (s: string) => s.replace(/[\r\n]/g, '').replace(/[\u0000-\u001f\u007f]/g, '?');
 
 /** Which MTA ran us: qmail-local sets DTLINE/RPLINE, Postfix local(8) sets DOMAIN/EXTENSION. */
 export function detectMta(env: NodeJS.ProcessEnv): Mta | undefined {

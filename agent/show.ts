@@ -5,6 +5,13 @@ import type { Config } from './config.js';
 import { cleanText, readHeaders } from './header.js';
 import type { Held } from './store.js';
 
+/** Mail text made safe for a terminal: control characters (escape sequences among them) shown as
+ * `^X`, except newlines and tabs. */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\r\n/g, '\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/g, (c) => `^${String.fromCharCode((c.charCodeAt(0) + 64) & 0x7f)}`);
+}
+
 export async function renderText(held: Held, raw: Buffer, config: Config): Promise<string> {
   const lines = [
     `Id:        ${held.id}`,
@@ -23,7 +30,7 @@ export async function renderText(held: Held, raw: Buffer, config: Config): Promi
   }
   const { parseMessage } = await import('./parse.js');
   const parsed = await parseMessage(raw, { maxBytes: config.delivery.max_size });
-  lines.push(parsed.text ?? '(no text part)');
+  lines.push(printable(parsed.text ?? (parsed.html !== undefined ? '(HTML only: see it on the review page)' : '(no text part)')));
   for (const a of parsed.attachments) lines.push(`[attachment: ${a.filename} ${a.contentType} ${a.size} bytes]`);
   return `${lines.join('\n')}\n`;
 }

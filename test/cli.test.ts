@@ -132,3 +132,13 @@ test('an unknown command is one line of error and a non-zero exit', async (t) =>
   t.not(r.code, 0);
   t.regex(r.stderr, /^vouch: unknown command 'frobnicate'/);
 });
+
+test('pending show never prints terminal escape sequences from a message', async (t) => {
+  const h = await makeHome({ config: { challenge: { enabled: false } } });
+  await deliverQmail(h, 'carol@example.net', message({ subject: 'evil \u001b]0;title\u0007', body: 'text \u001b[2J\u001b[31mred\r\n' }));
+  const [held] = await pendingList(h);
+  const r = await vouch(['pending', 'show', held?.id ?? ''], { env: h.env });
+  t.is(r.code, 0);
+  t.false(r.stdout.includes('\u001b'));
+  t.regex(r.stdout, /text \^\[\[2J\^\[\[31mred/);
+});
