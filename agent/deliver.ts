@@ -112,7 +112,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   const paths = homePaths(homeDir(opts.home, opts.env));
   const config = loadConfig(paths.dir, opts.env);
   opts.onDeadline?.(config.delivery.deadline);
-  const env = readEnvelope(opts.env, opts.mta, config.identity.address);
+  const env = readEnvelope(opts.env, opts.mta, config.identity.address, raw);
   const { message, rpline, dtline, prepended } = envelopeLines(raw, env);
   const headers = readHeaders(message, config.delivery.header_limit);
   const now = opts.now();

@@ -29,12 +29,22 @@ export function detectMta(env: NodeJS.ProcessEnv): Mta | undefined {
   return undefined;
 }
 
+/** The sender of an mbox `From sender date` line (procmail hands messages over with one). */
+export function fromLineSender(raw: Uint8Array): string | undefined {
+  if (raw.length < 5 || Buffer.from(raw.subarray(0, 5)).toString('latin1') !== 'From ') return undefined;
+  const end = Buffer.from(raw.subarray(0, 1024)).indexOf(0x0a);
+  const line = Buffer.from(raw.subarray(5, end < 0 ? Math.min(raw.length, 1024) : end)).toString('latin1');
+  const sender = line.trim().split(/\s+/)[0];
+  return sender === undefined || sender === 'MAILER-DAEMON' ? '' : sender;
+}
+
 /** Reads the envelope. `fallbackRecipient` (the configured address) is used where the MTA gives none,
- * as under procmail. */
-export function readEnvelope(env: NodeJS.ProcessEnv, forced: Mta | undefined, fallbackRecipient: string): Envelope {
+ * as under procmail, where the sender may come from the message's From_ line (`raw`). */
+export function readEnvelope(env: NodeJS.ProcessEnv, forced: Mta | undefined, fallbackRecipient: string, raw?: Uint8Array): Envelope {
   const mta = forced ?? detectMta(env);
   if (mta === undefined) throw new TempFail('no qmail or Postfix delivery environment (use --mta)', '4.3.5');
-  const sender = oneLine(env['SENDER'] ?? '');
+  const given = env['SENDER'] ?? (mta === 'procmail' && raw ? fromLineSender(raw) : undefined);
+  const sender = oneLine(given ?? '');
   if (mta === 'qmail') {
     if (env['SENDER'] === undefined) throw new TempFail('SENDER is not set', '4.3.5');
     const host = env['HOST'] ?? '';

@@ -203,3 +203,12 @@ for (const sender of ['bob smith@example.com', '"bob"@example.com', 'bob@example
     t.is((await pendingList(h)).length, 1);
   });
 }
+
+test('procmail: the sender comes from the From_ line, the line is not stored, success is exit 0', async (t) => {
+  const h = await home();
+  const msg = message();
+  const r = await vouch(['deliver', '--mta', 'procmail'], { env: h.env, input: `From bob@example.com  Mon Nov 23 10:00:00 2026\n${msg}` });
+  t.is(r.code, 0);
+  t.regex(r.stdout, /delivered: whitelisted sender bob@example.com \(procmail\)/);
+  t.is(maildirFiles(h.maildir)[0]?.bytes.toString(), `Return-Path: <bob@example.com>\nDelivered-To: alice@example.org\n${msg}`);
+});
