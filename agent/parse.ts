@@ -1,31 +1,148 @@
-// MIME parsing of held mail for display, with limits: mailparser on at most maxBytes, stopped after
-// a time limit so one hostile message cannot hang the CLI or the web page.
+// MIME parsing of held mail for display, with limits: mailparser runs in a worker thread with a
+// capped heap, on at most maxBytes, and is terminated after a time limit, so one hostile message
+// can neither hang nor exhaust the CLI or the web page. This file is also the worker's entry.
 
-import { simpleParser, type ParsedMail } from 'mailparser';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+
+export interface AttachmentInfo {
+  readonly filename: string;
+  readonly contentType: string;
+  readonly size: number;
+}
 
 export interface ParsedView {
   readonly text: string | undefined;
   readonly html: string | undefined;
-  readonly attachments: readonly { readonly filename: string; readonly contentType: string; readonly size: number }[];
+  readonly attachments: readonly AttachmentInfo[];
   readonly truncated: boolean;
 }
 
-export async function parseMessage(raw: Buffer, opts: { readonly maxBytes: number; readonly timeoutMs?: number }): Promise<ParsedView> {
+export interface ParseLimits {
+  readonly maxBytes: number;
+  readonly timeoutMs?: number;
+  /** Heap for the worker, in MB (default 256). */
+  readonly heapMb?: number;
+}
+
+export interface AttachmentContent extends AttachmentInfo {
+  readonly content: Buffer;
+}
+
+export class ParseError extends Error {
+  readonly code: 'ETIMEOUT' | 'ELIMIT' | 'EPARSE';
+  constructor(code: 'ETIMEOUT' | 'ELIMIT' | 'EPARSE', message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+interface Job {
+  readonly marker: 'vouch-parse';
+  readonly raw: Uint8Array;
+  /** -1: the view; n ≥ 0: the bytes of attachment n. */
+  readonly attachment: number;
+}
+
+type Answer = { ok: true; view: ParsedView } | { ok: true; attachment: AttachmentContent | null } | { ok: false; message: string };
+
+/** Parses a message for display: text, HTML and the list of attachments. */
+export async function parseMessage(raw: Buffer, opts: ParseLimits): Promise<ParsedView> {
   const truncated = raw.length > opts.maxBytes;
-  const input = truncated ? raw.subarray(0, opts.maxBytes) : raw;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('parsing took too long')), opts.timeoutMs ?? 5_000);
-  });
+  const answer = await runJob(truncated ? raw.subarray(0, opts.maxBytes) : raw, -1, opts);
+  if (!answer.ok) throw new ParseError('EPARSE', answer.message);
+  if (!('view' in answer)) throw new ParseError('EPARSE', 'unexpected answer from the parser');
+  return { ...answer.view, truncated };
+}
+
+/** The decoded bytes of attachment `index` (as listed by parseMessage), or undefined. */
+export async function parseAttachment(raw: Buffer, index: number, opts: ParseLimits): Promise<AttachmentContent | undefined> {
+  const input = raw.length > opts.maxBytes ? raw.subarray(0, opts.maxBytes) : raw;
+  const answer = await runJob(input, index, opts);
+  if (!answer.ok) throw new ParseError('EPARSE', answer.message);
+  if (!('attachment' in answer)) throw new ParseError('EPARSE', 'unexpected answer from the parser');
+  return answer.attachment ?? undefined;
+}
+
+// At most this many parser workers at once: a burst of requests queues instead of spawning a
+// worker (and its heap) per request.
+const MAX_WORKERS = 2;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function slot(): Promise<() => void> {
+  if (running >= MAX_WORKERS) await new Promise<void>((resolve) => waiting.push(resolve));
+  running += 1;
+  return () => {
+    running -= 1;
+    waiting.shift()?.();
+  };
+}
+
+async function runJob(raw: Buffer, attachment: number, opts: ParseLimits): Promise<Answer> {
+  const free = await slot();
   try {
-    const mail: ParsedMail = await Promise.race([simpleParser(input, { skipImageLinks: true, maxHtmlLengthToParse: 2_000_000 }), timeout]);
-    return {
+    return await new Promise<Answer>((resolve, reject) => {
+      // A copy the worker owns; the caller's buffer may be a view into a larger one.
+      const copy = new Uint8Array(raw);
+      const job: Job = { marker: 'vouch-parse', raw: copy, attachment };
+      const heap = opts.heapMb ?? 256;
+      const worker = new Worker(new URL(import.meta.url), {
+        workerData: job,
+        transferList: [copy.buffer],
+        resourceLimits: { maxOldGenerationSizeMb: heap, maxYoungGenerationSizeMb: Math.min(32, heap), stackSizeMb: 4 },
+        stdout: true,
+        stderr: true,
+      });
+      let settled = false;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        fn();
+        void worker.terminate();
+      };
+      const timer = setTimeout(() => finish(() => reject(new ParseError('ETIMEOUT', 'parsing took too long'))), opts.timeoutMs ?? 5_000);
+      worker.once('message', (m: Answer) => finish(() => resolve(m)));
+      worker.once('error', (err: Error & { code?: string }) =>
+        finish(() => reject(new ParseError(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'ELIMIT' : 'EPARSE', err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the message needs too much memory to parse' : err.message))),
+      );
+      worker.once('exit', () => finish(() => reject(new ParseError('EPARSE', 'the parser stopped without an answer'))));
+    });
+  } finally {
+    free();
+  }
+}
+
+async function work(job: Job): Promise<Answer> {
+  const { simpleParser } = await import('mailparser');
+  const mail = await simpleParser(Buffer.from(job.raw.buffer, job.raw.byteOffset, job.raw.byteLength), {
+    skipImageLinks: true,
+    maxHtmlLengthToParse: 2_000_000,
+  });
+  const info = (a: (typeof mail.attachments)[number]): AttachmentInfo => ({
+    filename: a.filename ?? '(unnamed)',
+    contentType: a.contentType,
+    size: a.size,
+  });
+  if (job.attachment >= 0) {
+    const a = mail.attachments[job.attachment];
+    return { ok: true, attachment: a ? { ...info(a), content: a.content } : null };
+  }
+  return {
+    ok: true,
+    view: {
       text: mail.text,
       html: typeof mail.html === 'string' ? mail.html : undefined,
-      attachments: mail.attachments.map((a) => ({ filename: a.filename ?? '(unnamed)', contentType: a.contentType, size: a.size })),
-      truncated,
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+      attachments: mail.attachments.map(info),
+      truncated: false,
+    },
+  };
+}
+
+if (!isMainThread && parentPort && (workerData as Partial<Job> | null)?.marker === 'vouch-parse') {
+  const port = parentPort;
+  work(workerData as Job).then(
+    (answer) => port.postMessage(answer),
+    (err: unknown) => port.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) } satisfies Answer),
+  );
 }
