@@ -13,6 +13,7 @@ import { failpoint } from './failpoint.js';
 import { cleanText, firstAddress, readHeaders, type Headers } from './header.js';
 import { homeDir, homePaths, readSecret, type HomePaths } from './home.js';
 import { deliver as toMaildir, hasMessage, uniqueName } from './maildir.js';
+import { readInput, writeLine } from './stdio.js';
 import { release } from './release.js';
 import { Store } from './store.js';
 import { suppression } from './suppress.js';
@@ -270,7 +271,7 @@ export async function main(opts: DeliverOptions): Promise<never> {
   const fail = (err: unknown): never => {
     const t = asTempFail(err);
     if (opts.env['VOUCH_DEBUG']) process.stderr.write(`${String((err as Error)?.stack ?? err)}\n`);
-    process.stdout.write(`${t.line()}\n`);
+    writeLine(t.line());
     process.exit(exitCode(mta, 'tempfail'));
   };
   process.on('uncaughtException', fail);
@@ -282,11 +283,11 @@ export async function main(opts: DeliverOptions): Promise<never> {
     timer = setTimeout(late, ms);
   };
   try {
-    const raw = await readAll(process.stdin);
+    const raw = await readInput();
     const report = await deliverMessage(raw, { ...opts, onDeadline });
     failpoint('deliver:before-exit');
     clearTimeout(timer);
-    process.stdout.write(`${report.line}\n`);
+    writeLine(report.line);
     process.exit(exitCode(mta, report.outcome));
   } catch (err) {
     return fail(err);
