@@ -106,6 +106,12 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
   const render = loadTemplates(join(packageRoot(), 'templates', 'web'));
   const css = readFileSync(join(packageRoot(), 'web', 'static', 'style.css'));
   const store = await Store.open(paths.db, { busyMs: 10_000 });
+  try {
+    await store.ensureReviewIndexes();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const sessions = new Sessions({ now });
   const throttle = new LoginThrottle(10, now);
   const sessionCookie = () => `vouch_session_${listen.port}`;
@@ -243,8 +249,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     const matching = search || reason ? await store.countHeld(filter) : total;
     const pages = Math.max(1, Math.ceil(matching / PAGE_SIZE));
     const current = Math.min(want, pages);
-    const rows = await store.list({ ...filter, limit: PAGE_SIZE, offset: (current - 1) * PAGE_SIZE });
-    const reasons = await store.reasons();
+    const rows = await store.heldPage({ ...filter, limit: PAGE_SIZE, offset: (current - 1) * PAGE_SIZE });
+    const reasons = await store.heldReasons();
     const link = (extra: Record<string, string | number | undefined>) => listUrl({ q: search, reason, ...extra });
     return page(reply, 'list', {
       title: 'Held mail',
