@@ -3,8 +3,9 @@
 
 export type TagFact =
   | { readonly kind: 'none' }
-  /** A confirm address: `heldId` is set when the MAC is valid, bound to this sender and still unused. */
-  | { readonly kind: 'confirm'; readonly heldId: string | undefined }
+  /** A confirm address: `heldId` is set when the MAC is valid, bound to this sender and still unused;
+   * `refused` says why a reply that may otherwise be good is not taken (e.g. an automatic reply). */
+  | { readonly kind: 'confirm'; readonly heldId: string | undefined; readonly refused?: string }
   | { readonly kind: 'dated' | 'sender' | 'keyword'; readonly valid: boolean };
 
 export interface Facts {
@@ -26,6 +27,7 @@ export type Verdict =
 export function decide(f: Facts): Verdict {
   if (f.loop) return { action: 'hold', why: 'mail loop', silent: 'mail loop' };
   if (f.tag.kind === 'confirm') {
+    if (f.tag.refused !== undefined) return { action: 'drop', why: `confirmation refused: ${f.tag.refused}` };
     return f.tag.heldId
       ? { action: 'confirm', heldId: f.tag.heldId, why: 'confirmation reply' }
       : { action: 'drop', why: 'invalid or used confirmation address' };
