@@ -1,12 +1,84 @@
-// `vouch fsck`: Maildir hygiene and store checks. (Extended in the issue "Nothing lost".)
+// `vouch fsck`: Maildir hygiene and store checks, safe to run from cron beside `vouch expire`.
+// Removes tmp/ files older than 36 hours (the maildir convention) and tmp/ links a crash left behind
+// after the message was already in new/ or cur/; finishes releases a crash interrupted; runs
+// PRAGMA integrity_check. Never touches new/ or cur/.
 
+import { lstat, readdir, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Config } from './config.js';
 import { finishInterrupted } from './release.js';
 import type { Store } from './store.js';
 
-export async function fsck(store: Store, config: Config, now: number): Promise<{ ok: boolean; summary: string }> {
+/** A tmp/ file untouched this long belongs to a delivery that died (the maildir convention). */
+export const STALE_TMP_MS = 36 * 3_600_000;
+
+export interface FsckReport {
+  readonly ok: boolean;
+  readonly tmpRemoved: number;
+  readonly finished: number;
+  readonly integrity: readonly string[];
+  readonly summary: string;
+}
+
+/** The Maildir and its Maildir++ subfolders (`.Junk` and friends) that have a tmp/. */
+async function maildirs(root: string): Promise<string[]> {
+  const out = [root];
+  let entries: string[];
+  try {
+    entries = await readdir(root);
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    if (!e.startsWith('.') || e === '.' || e === '..') continue;
+    const st = await stat(join(root, e, 'tmp')).catch(() => undefined);
+    if (st?.isDirectory()) out.push(join(root, e));
+  }
+  return out;
+}
+
+/** Whether tmp/NAME is the same file as new/NAME or cur/NAME… (a crash between link and unlink). */
+async function alreadyDelivered(dir: string, name: string, ino: number): Promise<boolean> {
+  for (const p of [join(dir, 'new', name), join(dir, 'cur', name)]) {
+    const st = await lstat(p).catch(() => undefined);
+    if (st?.ino === ino) return true;
+  }
+  const cur = await readdir(join(dir, 'cur')).catch(() => [] as string[]);
+  for (const e of cur) {
+    if (!e.startsWith(`${name}:`)) continue;
+    if ((await lstat(join(dir, 'cur', e)).catch(() => undefined))?.ino === ino) return true;
+  }
+  return false;
+}
+
+/** Removes stale and already-delivered files from tmp/ of every folder; returns how many. */
+export async function cleanTmp(root: string, now: number): Promise<number> {
+  let removed = 0;
+  for (const dir of await maildirs(root)) {
+    const tmp = join(dir, 'tmp');
+    for (const name of await readdir(tmp).catch(() => [] as string[])) {
+      const path = join(tmp, name);
+      const st = await lstat(path).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      const stale = Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs) < now - STALE_TMP_MS;
+      if (stale || (st.nlink > 1 && (await alreadyDelivered(dir, name, st.ino)))) {
+        await unlink(path).catch(() => undefined);
+        removed += 1;
+      }
+    }
+  }
+  return removed;
+}
+
+export async function fsck(store: Store, config: Config, now: number): Promise<FsckReport> {
+  const tmpRemoved = await cleanTmp(config.delivery.maildir, now);
   const finished = await finishInterrupted(store, config, now);
   const integrity = await store.integrityCheck();
   const ok = integrity.length === 1 && integrity[0] === 'ok';
-  return { ok, summary: `store ${ok ? 'ok' : `damaged: ${integrity.slice(0, 3).join('; ')}`}; ${finished} interrupted release(s) finished` };
+  const summary = [
+    `maildir: ${tmpRemoved} stale tmp file(s) removed`,
+    `releases: ${finished} interrupted release(s) finished`,
+    `store: ${ok ? 'ok' : `damaged: ${integrity.slice(0, 3).join('; ')}`}`,
+  ].join('; ');
+  return { ok, tmpRemoved, finished, integrity, summary };
 }
