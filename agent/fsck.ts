@@ -60,7 +60,7 @@ export async function cleanTmp(root: string, now: number): Promise<number> {
       const path = join(tmp, name);
       const st = await lstat(path).catch(() => undefined);
       if (!st?.isFile()) continue;
-      const stale = Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs) < now - STALE_TMP_MS;
+      const stale = Math.max(st.mtimeMs, st.atimeMs) < now - STALE_TMP_MS;
       if (stale || (st.nlink > 1 && (await alreadyDelivered(dir, name, st.ino)))) {
         await unlink(path).catch(() => undefined);
         removed += 1;
