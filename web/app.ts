@@ -125,7 +125,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     cookieKey: 'vouch_csrf',
     cookieOpts: { path: '/', sameSite: 'strict', httpOnly: true },
     // Tokens are bound to the session, so a token from one login does not work in another.
-    getUserInfo: (req: FastifyRequest) => req.vouchSession?.id ?? '',
+    getUserInfo: (req: FastifyRequest) => req.vouchSession?.id ?? 'login',
     csrfOpts: { hmacKey: randomBytes(32).toString('base64url') },
   });
   await app.register(helmet, {
@@ -195,7 +195,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     const html = render(name, {
       ...data,
       session: session !== undefined,
-      csrf: reply.generateCsrf({ userInfo: session?.id ?? '' }),
+      csrf: reply.generateCsrf({ userInfo: session?.id ?? 'login' }),
       notice,
     });
     return reply.code(status).type('text/html; charset=utf-8').send(html);
