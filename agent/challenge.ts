@@ -1,8 +1,15 @@
-// Confirmation requests: composed from templates, sent with the null envelope sender.
-// (Being written in the issue "Challenges and confirmations".)
+// Confirmation requests: rendered from templates/ (or the user's own), composed with nodemailer's
+// MailComposer, sent with the null envelope sender. Only the challenge path loads this module.
 
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { domainOf, isPlainAddress } from './address.js';
 import type { Config } from './config.js';
+import { packageRoot } from './home.js';
 import type { Held } from './store.js';
+import { confirmTag, taggedAddress } from './tags.js';
+import { TransportError, transportFor, type MailEnvelope, type Transport } from './transport.js';
 
 export interface ChallengeRequest {
   readonly config: Config;
@@ -11,6 +18,123 @@ export interface ChallengeRequest {
   readonly now: number;
 }
 
-export async function sendChallenge(_req: ChallengeRequest): Promise<void> {
-  throw Object.assign(new Error('challenges are not built yet'), { code: 'ENOTBUILT' });
+export interface ComposedChallenge {
+  readonly envelope: MailEnvelope;
+  readonly raw: Buffer;
+  readonly confirmAddress: string;
+}
+
+/** What the templates see: every value already one clean line. */
+export interface ChallengeView {
+  readonly address: string;
+  readonly name: string;
+  readonly confirm: string;
+  readonly subject: string;
+  readonly from: string;
+  readonly date: string;
+  readonly lifetime: string;
+}
+
+/** Text made safe for a header or a line of the body: no control characters (CR and LF among
+ * them), no Unicode line separators, white space folded, cut to `max` characters. */
+export function oneLine(text: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  const t = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ').replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+}
+
+/** A Message-ID worth referring to: one `<left@right>` of printable ASCII, nothing around it. */
+export function wellFormedMessageId(value: string): string | undefined {
+  const v = value.trim();
+  return /^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>$/.test(v) && /^<[^@]+@[^@]+>$/.test(v) ? v : undefined;
+}
+
+/** "14 days", "36 hours", "90 minutes": the pending lifetime as the template shows it. */
+export function humanDuration(ms: number): string {
+  const units: [number, string][] = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute'], [1000, 'second']];
+  for (const [size, name] of units) {
+    if (ms >= size && ms % size === 0) {
+      const n = ms / size;
+      return `${n} ${name}${n === 1 ? '' : 's'}`;
+    }
+  }
+  const n = Math.max(1, Math.round(ms / 1000));
+  return `${n} second${n === 1 ? '' : 's'}`;
+}
+
+/** The user's template when `dir` has one, else the built-in one. */
+async function template(dir: string, name: string): Promise<string> {
+  for (const base of [dir, join(packageRoot(), 'templates')]) {
+    try {
+      return await readFile(join(base, name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new TransportError('ETEMPLATE', `cannot read ${name}`, { cause: err });
+    }
+  }
+  throw new TransportError('ETEMPLATE', `no ${name} template`);
+}
+
+async function render(dir: string, name: string, view: ChallengeView): Promise<string> {
+  const source = await template(dir, name);
+  const { default: Handlebars } = await import('handlebars');
+  try {
+    // Plain text, not HTML: nothing to escape; every value in the view is already one clean line.
+    return Handlebars.create().compile(source, { noEscape: true })(view);
+  } catch (err) {
+    throw new TransportError('ETEMPLATE', `cannot render ${name}`, { cause: err });
+  }
+}
+
+/** Builds the request for one held message; throws a TransportError when it cannot be sent. */
+export async function composeChallenge(req: ChallengeRequest): Promise<ComposedChallenge> {
+  const { config, held } = req;
+  const to = held.sender;
+  if (!isPlainAddress(to)) throw new TransportError('EADDRESS', 'the sender is not a plain address');
+  const { address, delimiter } = config.identity;
+  let confirm: string;
+  try {
+    confirm = taggedAddress(address, delimiter, confirmTag(req.secret, held.id, held.senderKey));
+  } catch (err) {
+    throw new TransportError('EADDRESS', 'the confirmation address is too long', { cause: err });
+  }
+  const name = oneLine(config.identity.name, 100);
+  const view: ChallengeView = {
+    address,
+    name,
+    confirm,
+    subject: oneLine(held.subject, 120),
+    from: oneLine(held.fromHeader, 120),
+    date: oneLine(held.date, 80),
+    lifetime: humanDuration(config.pending.lifetime),
+  };
+  const dir = config.challenge.templates;
+  const subject = oneLine(await render(dir, 'challenge-subject.hbs', view), 200) || 'Please confirm your message';
+  const text = (await render(dir, 'challenge.hbs', view)).replace(/\r\n?/g, '\n');
+
+  const self = name === '' ? confirm : { name, address: confirm };
+  const original = wellFormedMessageId(held.messageId);
+  const { default: MailComposer } = await import('nodemailer/lib/mail-composer');
+  const mail = new MailComposer({
+    from: self,
+    replyTo: self,
+    to,
+    subject,
+    date: new Date(req.now),
+    messageId: `<${req.now.toString(36)}.${randomBytes(9).toString('hex')}@${domainOf(address)}>`,
+    ...(original !== undefined ? { inReplyTo: original, references: original } : {}),
+    headers: { 'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All' },
+    text,
+    // LF line ends: what qmail-inject and sendmail expect on stdin; the SMTP client makes them CRLF.
+    newline: 'linux',
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  });
+  const raw = await mail.compile().build();
+  return { envelope: { from: '', to }, raw, confirmAddress: confirm };
+}
+
+/** Composes and sends one request through the configured transport (or the one given). */
+export async function sendChallenge(req: ChallengeRequest, transport: Transport = transportFor(req.config.send)): Promise<void> {
+  const { envelope, raw } = await composeChallenge(req);
+  await transport.send(envelope, raw);
 }

@@ -1,0 +1,188 @@
+// How a confirmation request leaves: one small interface, three implementations chosen by
+// config.send.transport. Every one sends with the null envelope sender; failures carry a code.
+
+import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { isPlainAddress } from './address.js';
+import type { Config } from './config.js';
+
+/** The SMTP envelope of a challenge: always the null sender, one recipient. */
+export interface MailEnvelope {
+  readonly from: '';
+  readonly to: string;
+}
+
+export interface Transport {
+  send(envelope: MailEnvelope, raw: Buffer): Promise<void>;
+}
+
+/** A send that did not happen. `code` goes into the held message's challenge note and the log line. */
+export class TransportError extends Error {
+  readonly code: string;
+  constructor(code: string, text: string, options?: { cause?: unknown }) {
+    super(text, options);
+    this.name = 'TransportError';
+    this.code = code;
+  }
+}
+
+/** Side effects the tests replace. */
+export interface TransportSeams {
+  readonly spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+  /** Milliseconds before a sendmail child is killed (default 60 s, well inside the delivery deadline). */
+  readonly timeoutMs?: number;
+  /** Extra TLS options for the smtp transport (a test CA). */
+  readonly tls?: { readonly ca?: string | Buffer };
+}
+
+function checkRecipient(to: string): void {
+  // The one place an address reaches argv, an SMTP command or a file name's neighbour: it must be plain.
+  if (!isPlainAddress(to)) throw new TransportError('EADDRESS', 'the recipient is not a plain address');
+}
+
+/** The arguments for a sendmail-compatible program. qmail-inject knows only -nNaAhH and -f (anything
+ * else is a permanent usage error) and never ends input at a "." line. Everything else (Postfix,
+ * qmail's and exim's sendmail wrappers) gets -i so that a lone "." line cannot cut the message short.
+ * Recipients on the command line are used instead of the header fields by both; `--` keeps a
+ * recipient from ever being read as an option. */
+export function sendmailArgs(program: string, to: string): string[] {
+  const nullSender = ['-f', ''];
+  return basename(program) === 'qmail-inject' ? [...nullSender, '--', to] : ['-i', ...nullSender, '--', to];
+}
+
+export class SendmailTransport implements Transport {
+  readonly program: string;
+  readonly #spawn: NonNullable<TransportSeams['spawn']>;
+  readonly #timeoutMs: number;
+
+  constructor(program: string, seams: TransportSeams = {}) {
+    this.program = program;
+    this.#spawn = seams.spawn ?? nodeSpawn;
+    this.#timeoutMs = seams.timeoutMs ?? 60_000;
+  }
+
+  async send(envelope: MailEnvelope, raw: Buffer): Promise<void> {
+    checkRecipient(envelope.to);
+    await new Promise<void>((resolve, reject) => {
+      let child: ChildProcess;
+      try {
+        // No shell: the program and every argument are passed as they are.
+        child = this.#spawn(this.program, sendmailArgs(this.program, envelope.to), { stdio: ['pipe', 'ignore', 'ignore'], shell: false });
+      } catch (err) {
+        reject(new TransportError('ESENDMAIL', 'cannot start the sendmail program', { cause: err }));
+        return;
+      }
+      let settled = false;
+      const done = (err?: TransportError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        done(new TransportError('ETIMEDOUT', 'the sendmail program took too long'));
+      }, this.#timeoutMs);
+      child.on('error', (err) => done(new TransportError('ESENDMAIL', 'cannot run the sendmail program', { cause: err })));
+      child.on('close', (code, signal) => {
+        if (code === 0) done();
+        else done(new TransportError('ESENDMAIL', `the sendmail program failed (${signal ?? `exit ${code}`})`));
+      });
+      // A program that exits without reading its input makes the write fail: the exit status tells.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(raw);
+    });
+  }
+}
+
+export interface SmtpSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly security: 'starttls' | 'tls' | 'none';
+  readonly user: string;
+  readonly password: string;
+}
+
+export class SmtpTransport implements Transport {
+  readonly settings: SmtpSettings;
+  readonly #tls: TransportSeams['tls'];
+
+  constructor(settings: SmtpSettings, seams: TransportSeams = {}) {
+    this.settings = settings;
+    this.#tls = seams.tls;
+  }
+
+  async send(envelope: MailEnvelope, raw: Buffer): Promise<void> {
+    checkRecipient(envelope.to);
+    const s = this.settings;
+    // Loaded here: only the smtp path pays for nodemailer's SMTP client.
+    const { createTransport } = await import('nodemailer');
+    const transport = createTransport({
+      host: s.host,
+      port: s.port,
+      secure: s.security === 'tls',
+      requireTLS: s.security === 'starttls',
+      ignoreTLS: s.security === 'none',
+      ...(s.user !== '' ? { auth: { user: s.user, pass: s.password } } : {}),
+      connectionTimeout: 30_000,
+      greetingTimeout: 30_000,
+      socketTimeout: 60_000,
+      ...(this.#tls?.ca !== undefined ? { tls: { ca: this.#tls.ca } } : {}),
+    });
+    try {
+      // envelope.from '' is sent as MAIL FROM:<>; the raw bytes go out unchanged.
+      await transport.sendMail({ envelope: { from: '', to: [envelope.to] }, raw });
+    } catch (err) {
+      const code = (err as { code?: unknown })?.code;
+      throw new TransportError(typeof code === 'string' ? code : 'ESMTP', 'the SMTP server did not take the message', { cause: err });
+    } finally {
+      transport.close();
+    }
+  }
+}
+
+/** Writes each message as NAME.eml with its envelope in NAME.envelope.json beside it (for tests and
+ * the demo). The envelope is written first and each file appears by rename, so whoever sees a
+ * .eml sees it whole. */
+export class FileTransport implements Transport {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  async send(envelope: MailEnvelope, raw: Buffer): Promise<void> {
+    checkRecipient(envelope.to);
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const name = `${Date.now()}.${process.pid}.${randomBytes(4).toString('hex')}`;
+      const put = async (file: string, data: Buffer | string) => {
+        const tmp = join(this.dir, `.${file}.tmp`);
+        await writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
+        await rename(tmp, join(this.dir, file));
+      };
+      await put(`${name}.envelope.json`, `${JSON.stringify({ from: envelope.from, to: [envelope.to] })}\n`);
+      await put(`${name}.eml`, raw);
+    } catch (err) {
+      throw new TransportError('EFILE', 'cannot write the message file', { cause: err });
+    }
+  }
+}
+
+/** The transport the config names. */
+export function transportFor(send: Config['send'], seams: TransportSeams = {}): Transport {
+  switch (send.transport) {
+    case 'sendmail':
+      return new SendmailTransport(send.sendmail, seams);
+    case 'smtp':
+      return new SmtpTransport(
+        { host: send.smtp_host, port: send.smtp_port, security: send.smtp_security, user: send.smtp_user, password: send.smtp_password },
+        seams,
+      );
+    case 'file':
+      return new FileTransport(send.file_dir);
+  }
+}

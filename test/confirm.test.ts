@@ -1,0 +1,236 @@
+// The confirmation loop end to end through the built `vouch deliver`: unknown sender, challenge
+// through a fake sendmail, reply to the confirm address, release, whitelist.
+import test from 'ava';
+import { deliverQmail, makeHome, maildirFiles, message, pendingList, postfixEnv, setConfig, vouch, type TestHome } from './helpers.js';
+import { confirmExt, fakeSendmail, parseMail, reply, type FakeSendmail } from './fake-sendmail.js';
+
+const RP_BOB = 'Return-Path: <bob@example.com>\nDelivered-To: alice@example.org\n';
+
+async function setup(name = 'sendmail'): Promise<{ h: TestHome; sm: FakeSendmail }> {
+  const h = await makeHome();
+  const sm = fakeSendmail(h, name);
+  return { h, sm };
+}
+
+/** Bob writes, is held and challenged; returns his message and the confirm extension. */
+async function challenged(h: TestHome, sm: FakeSendmail, sender = 'bob@example.com'): Promise<{ msg: string; ext: string; messageId: string }> {
+  const msg = message({ subject: 'Lunch?' });
+  const r = await deliverQmail(h, sender, msg);
+  if (r.code !== 99 || !/challenge sent/.test(r.stdout)) throw new Error(`not challenged: ${r.stdout}`);
+  const last = sm.sent().at(-1);
+  if (!last) throw new Error('nothing was sent');
+  const parsed = await parseMail(last.raw);
+  return { msg, ext: await confirmExt(last.raw), messageId: parsed.messageId ?? '' };
+}
+
+test('the whole loop: held, challenged, confirmed by a reply, released byte-exact, whitelisted', async (t) => {
+  const { h, sm } = await setup();
+  const first = message({ subject: 'Lunch?' });
+  const r1 = await deliverQmail(h, 'bob@example.com', first);
+  t.is(r1.code, 99);
+  t.regex(r1.stdout, /^vouch: held [a-z2-7]{13}: unknown sender bob@example.com; challenge sent \(qmail\)\n$/);
+  t.deepEqual(maildirFiles(h.maildir), []);
+
+  const sent = sm.sent();
+  t.is(sent.length, 1);
+  t.deepEqual(sent[0]?.argv, ['-i', '-f', '', '--', 'bob@example.com']);
+
+  // A second message before the reply: held, challenge suppressed by the rate limit, reason recorded.
+  const second = message({ subject: 'And dinner?', body: 'Also dinner.\n' });
+  const r2 = await deliverQmail(h, 'bob@example.com', second);
+  t.regex(r2.stdout, /challenge suppressed \(sender already challenged recently\)/);
+  t.is(sm.sent().length, 1);
+  const held = await pendingList(h);
+  t.is(held.length, 2);
+  t.deepEqual(held.map((m) => m.challenge).sort(), ['sent', 'suppressed']);
+  t.true(held.some((m) => m.challenge_note === 'sender already challenged recently'));
+
+  const raw = sent[0]?.raw ?? Buffer.alloc(0);
+  const challenge = await parseMail(raw);
+  const ext = await confirmExt(raw);
+  t.regex(ext, /^confirm-[a-z2-7]{13}\.[a-z2-7]{16}$/);
+  const answer = reply({ to: challenge.replyTo?.text ?? '', inReplyTo: challenge.messageId ?? '' });
+  const r3 = await deliverQmail(h, 'bob@example.com', answer, ext);
+  t.is(r3.code, 99);
+  t.regex(r3.stdout, /^vouch: confirmed [a-z2-7]{13}: released 2 from bob@example.com, sender whitelisted \(qmail\)\n$/);
+
+  // Both held messages, exactly as they came, after Return-Path/Delivered-To; the reply is consumed.
+  const files = maildirFiles(h.maildir).map((f) => f.bytes.toString());
+  t.is(files.length, 2);
+  t.deepEqual(files.sort(), [`${RP_BOB}${first}`, `${RP_BOB}${second}`].sort());
+  t.false(files.some((f) => f.includes('Yes, that was me')));
+  t.deepEqual(await pendingList(h), []);
+  const wl = await vouch(['whitelist', 'list'], { env: h.env });
+  t.is(wl.stdout, 'bob@example.com\n');
+
+  // From now on Bob's mail is delivered directly, and nothing more is sent.
+  const third = message({ subject: 'Thanks' });
+  const r4 = await deliverQmail(h, 'bob@example.com', third);
+  t.regex(r4.stdout, /delivered: whitelisted sender bob@example.com/);
+  t.is(maildirFiles(h.maildir).length, 3);
+  t.is(sm.sent().length, 1);
+});
+
+test('a replayed confirm (second use) is dropped silently: nothing delivered, nothing sent', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  const ok = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
+  t.regex(ok.stdout, /confirmed/);
+  const before = maildirFiles(h.maildir).length;
+  const again = await deliverQmail(h, 'bob@example.com', reply({ to: 'x', body: 'again\n' }), ext);
+  t.is(again.code, 99);
+  t.regex(again.stdout, /^vouch: dropped: invalid or used confirmation address bob@example.com \(qmail\)\n$/);
+  t.is(maildirFiles(h.maildir).length, before);
+  t.is(sm.sent().length, 1);
+});
+
+test('a tampered confirm is dropped silently and releases nothing', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  const last = ext.at(-1) === 'a' ? 'b' : 'a';
+  const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext.slice(0, -1) + last);
+  t.is(r.code, 99);
+  t.regex(r.stdout, /dropped: invalid or used confirmation address/);
+  t.deepEqual(maildirFiles(h.maildir), []);
+  t.is((await pendingList(h)).length, 1);
+  t.is(sm.sent().length, 1);
+});
+
+test('a confirm sent from a different sender is dropped: the address is bound to the one challenged', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  const r = await deliverQmail(h, 'mallory@example.net', reply({ from: 'Mallory <mallory@example.net>', to: 'x' }), ext);
+  t.is(r.code, 99);
+  t.regex(r.stdout, /dropped: invalid or used confirmation address mallory@example.net/);
+  t.deepEqual(maildirFiles(h.maildir), []);
+  t.is((await pendingList(h)).length, 1);
+  const wl = await vouch(['whitelist', 'list'], { env: h.env });
+  t.is(wl.stdout, '');
+  t.is(sm.sent().length, 1);
+});
+
+test('a confirm for a message deleted meanwhile (expired by deletion) is dropped', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  const id = (await pendingList(h))[0]?.id ?? '';
+  t.is((await vouch(['pending', 'delete', id], { env: h.env })).code, 0);
+  const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
+  t.is(r.code, 99);
+  t.regex(r.stdout, /dropped: invalid or used confirmation address/);
+  t.deepEqual(maildirFiles(h.maildir), []);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '');
+});
+
+test('an automatic reply to the challenge (Auto-Submitted, or the null sender) does not confirm', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  const vacation = await deliverQmail(h, 'bob@example.com', reply({ to: 'x', headers: ['Auto-Submitted: auto-replied'], body: 'I am away.\n' }), ext);
+  t.is(vacation.code, 99);
+  t.regex(vacation.stdout, /dropped: confirmation refused: automatic reply/);
+  const bounce = await deliverQmail(h, '', reply({ to: 'x', body: 'Delivery failed.\n' }), ext);
+  t.regex(bounce.stdout, /dropped: confirmation refused: automatic reply/);
+  t.deepEqual(maildirFiles(h.maildir), []);
+  t.is((await pendingList(h)).length, 1);
+  // The address still works for Bob himself.
+  const ok = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
+  t.regex(ok.stdout, /confirmed/);
+});
+
+// ---- real replies
+
+const variants: [string, string, (ext: string, messageId: string) => string][] = [
+  ['a reply quoting the whole request', 'bob@example.com', (_e, id) => reply({ to: 'x', inReplyTo: id, body: 'ok\n\n> Hello,\n>\n> To have it delivered, just reply to this message.\n> --\n> This is an automatic request.\n' })],
+  ['a reply with a changed subject and no quote', 'bob@example.com', () => reply({ to: 'x', subject: 'sure, it is me', body: 'yes\n' })],
+  ['a reply-all with Cc', 'bob@example.com', (ext) => reply({ to: `alice-${ext}@example.org`, headers: ['Cc: Alice <alice@example.org>, carol@example.net'] })],
+  ['an HTML-only reply', 'bob@example.com', () => reply({ to: 'x', headers: ['MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8'], body: '<html><body><p>Yes!</p><blockquote>Hello</blockquote></body></html>\n' })],
+  ['a reply from a differently-cased sender', 'Bob@EXAMPLE.com', () => reply({ from: 'BOB <Bob@Example.COM>', to: 'x' })],
+  ['a reply with a BATV-signed sender', 'prvs=1234abcd=bob@example.com', () => reply({ to: 'x' })],
+  ['a reply with an SRS-rewritten sender', 'SRS0=HHH=TT=example.com=bob@forwarder.example', () => reply({ to: 'x' })],
+  ['a reply from a +extension of the sender', 'bob+lists@example.com', () => reply({ from: 'Bob <bob+lists@example.com>', to: 'x' })],
+];
+
+for (const [what, sender, make] of variants) {
+  test(`${what} confirms and releases`, async (t) => {
+    const { h, sm } = await setup();
+    const { msg, ext, messageId } = await challenged(h, sm);
+    const r = await deliverQmail(h, sender, make(ext, messageId), ext);
+    t.is(r.code, 99);
+    t.regex(r.stdout, /confirmed [a-z2-7]{13}: released 1 from bob@example.com, sender whitelisted/);
+    const files = maildirFiles(h.maildir);
+    t.is(files.length, 1);
+    t.is(files[0]?.bytes.toString(), `${RP_BOB}${msg}`);
+  });
+}
+
+test('reply-all: the copy that reaches the bare address first is held silently, then released with the rest', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  const copy = reply({ to: `alice-${ext}@example.org`, headers: ['Cc: alice@example.org'] });
+  const bare = await deliverQmail(h, 'bob@example.com', copy);
+  t.regex(bare.stdout, /held .*challenge suppressed \(sender already challenged recently\)/);
+  const confirm = await deliverQmail(h, 'bob@example.com', copy, ext);
+  t.regex(confirm.stdout, /released 2 from bob@example.com/);
+  t.is(maildirFiles(h.maildir).length, 2);
+  t.is(sm.sent().length, 1);
+});
+
+test('a BATV sender is challenged at the address it gave, and its plain form confirms', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm, 'prvs=0123abcd=bob@example.com');
+  t.deepEqual(sm.sent()[0]?.argv.at(-1), 'prvs=0123abcd=bob@example.com');
+  const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
+  t.regex(r.stdout, /released 1 from bob@example.com/);
+});
+
+test('qmail-inject is run without -i (it knows no such option), with the null sender and --', async (t) => {
+  const { h, sm } = await setup('qmail-inject');
+  await challenged(h, sm);
+  t.deepEqual(sm.sent()[0]?.argv, ['-f', '', '--', 'bob@example.com']);
+});
+
+test('Postfix: the loop works with "+" as the delimiter and exit 0', async (t) => {
+  const h = await makeHome({ config: { identity: { delimiter: '+' } } });
+  const sm = fakeSendmail(h, 'sendmail');
+  const msg = message();
+  const r = await vouch(['deliver'], { env: postfixEnv(h, 'bob@example.com'), input: msg });
+  t.is(r.code, 0);
+  t.regex(r.stdout, /challenge sent \(postfix\)/);
+  const raw = sm.sent()[0]?.raw ?? Buffer.alloc(0);
+  const to = (await parseMail(raw)).replyTo?.value[0]?.address ?? '';
+  t.regex(to, /^alice\+confirm-[a-z2-7]{13}\.[a-z2-7]{16}@example\.org$/);
+  const ext = await confirmExt(raw, '+');
+  const c = await vouch(['deliver'], { env: postfixEnv(h, 'bob@example.com', ext), input: reply({ to }) });
+  t.is(c.code, 0);
+  t.regex(c.stdout, /confirmed .*released 1/);
+  t.is(maildirFiles(h.maildir)[0]?.bytes.toString(), `${RP_BOB}${msg}`);
+});
+
+test('a sendmail failure leaves the message held and recorded as failed: no bounce, exit 99', async (t) => {
+  const { h, sm } = await setup();
+  sm.exitWith(111);
+  const r = await deliverQmail(h, 'bob@example.com', message());
+  t.is(r.code, 99);
+  t.regex(r.stdout, /; challenge failed \(ESENDMAIL\) \(qmail\)\n$/);
+  const held = await pendingList(h);
+  t.is(held.length, 1);
+  t.is(held[0]?.challenge, 'failed');
+  t.is(held[0]?.challenge_note, 'ESENDMAIL');
+});
+
+test('a sendmail program that does not exist leaves the message held, never lost', async (t) => {
+  const h = await makeHome();
+  setConfig(h.dir, { send: { transport: 'sendmail', sendmail: '/nonexistent/qmail-inject' } });
+  const r = await deliverQmail(h, 'bob@example.com', message());
+  t.is(r.code, 99);
+  t.regex(r.stdout, /challenge failed \(ESENDMAIL\)/);
+  t.is((await pendingList(h)).length, 1);
+});
+
+test('the same message delivered twice (an MTA retry) is challenged once', async (t) => {
+  const { h, sm } = await setup();
+  const msg = message();
+  await deliverQmail(h, 'bob@example.com', msg);
+  const again = await deliverQmail(h, 'bob@example.com', msg);
+  t.regex(again.stdout, /already held/);
+  t.is(sm.sent().length, 1);
+});
