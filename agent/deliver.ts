@@ -151,6 +151,12 @@ async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
   const ok = verifyTag(key, tag, senders, ctx.now);
   if (tag.purpose === 'confirm') {
     if (ok === false) return { kind: 'confirm', heldId: undefined };
+    // A person's reply never has the null sender or Auto-Submitted; a vacation program answering
+    // the challenge must not vouch for a (possibly forged) sender.
+    const auto = ctx.headers.get('auto-submitted');
+    if (ctx.env.sender === '' || (auto !== undefined && auto.split(';')[0]?.trim().toLowerCase() !== 'no')) {
+      return { kind: 'confirm', heldId: undefined, refused: 'automatic reply' };
+    }
     return { kind: 'confirm', heldId: (await store.confirmUsable(tag.id)) ? tag.id : undefined };
   }
   if (tag.purpose === 'keyword' && ok !== false) return { kind: 'keyword', valid: !(await store.keywordRevoked(tag.word)) };
