@@ -234,3 +234,43 @@ test('the same message delivered twice (an MTA retry) is challenged once', async
   t.regex(again.stdout, /already held/);
   t.is(sm.sent().length, 1);
 });
+
+// ---- rate limits (the reason is recorded with the held message)
+
+test('the per-domain hourly cap suppresses challenges to further senders of that domain', async (t) => {
+  const { h, sm } = await setup();
+  setConfig(h.dir, { challenge: { per_domain_hourly: 1 } });
+  t.regex((await deliverQmail(h, 'bob@example.com', message())).stdout, /challenge sent/);
+  t.regex((await deliverQmail(h, 'carol@example.com', message({ from: 'carol@example.com' }))).stdout, /challenge suppressed \(hourly cap for the sender domain\)/);
+  t.regex((await deliverQmail(h, 'dave@example.net', message({ from: 'dave@example.net' }))).stdout, /challenge sent/);
+  t.deepEqual(sm.sent().map((s) => s.argv.at(-1)), ['bob@example.com', 'dave@example.net']);
+  const carol = (await pendingList(h)).find((m) => m.sender === 'carol@example.com');
+  t.is(carol?.challenge, 'suppressed');
+  t.is(carol?.challenge_note, 'hourly cap for the sender domain');
+  const listed = await vouch(['pending', 'list'], { env: h.env });
+  t.regex(listed.stdout, /carol@example\.com .*challenge suppressed: hourly cap for the sender domain/);
+});
+
+test('the global hourly cap suppresses challenges to everyone past it', async (t) => {
+  const { h, sm } = await setup();
+  setConfig(h.dir, { challenge: { global_hourly: 2 } });
+  const senders = ['a@one.example', 'b@two.example', 'c@three.example'];
+  const lines: string[] = [];
+  for (const s of senders) lines.push((await deliverQmail(h, s, message({ from: s }))).stdout);
+  t.regex(lines[0] ?? '', /challenge sent/);
+  t.regex(lines[1] ?? '', /challenge sent/);
+  t.regex(lines[2] ?? '', /challenge suppressed \(global hourly cap\)/);
+  t.is(sm.sent().length, 2);
+  t.is((await pendingList(h)).length, 3);
+});
+
+test('suppressed mail is still held, and a suppression rule beats the rate limit count', async (t) => {
+  const { h, sm } = await setup();
+  setConfig(h.dir, { challenge: { global_hourly: 1 } });
+  const list = await deliverQmail(h, 'news@lists.example', message({ from: 'news@lists.example', headers: ['List-Id: <news.lists.example>'] }));
+  t.regex(list.stdout, /challenge suppressed \(mailing list\)/);
+  // The list message took no challenge slot: the next person is still challenged.
+  t.regex((await deliverQmail(h, 'bob@example.com', message())).stdout, /challenge sent/);
+  t.is(sm.sent().length, 1);
+  t.is((await pendingList(h)).length, 2);
+});
