@@ -31,7 +31,8 @@ export class TransportError extends Error {
 /** Side effects the tests replace. */
 export interface TransportSeams {
   readonly spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
-  /** Milliseconds before a sendmail child is killed (default 60 s, well inside the delivery deadline). */
+  /** Milliseconds before a sendmail child is killed (default 60 s) or an SMTP exchange is given up
+   * (default 120 s): both well inside the delivery deadline. */
   readonly timeoutMs?: number;
   /** Extra TLS options for the smtp transport (a test CA). */
   readonly tls?: { readonly ca?: string | Buffer };
@@ -109,10 +110,12 @@ export interface SmtpSettings {
 export class SmtpTransport implements Transport {
   readonly settings: SmtpSettings;
   readonly #tls: TransportSeams['tls'];
+  readonly #timeoutMs: number;
 
   constructor(settings: SmtpSettings, seams: TransportSeams = {}) {
     this.settings = settings;
     this.#tls = seams.tls;
+    this.#timeoutMs = seams.timeoutMs ?? 120_000;
   }
 
   async send(envelope: MailEnvelope, raw: Buffer): Promise<void> {
@@ -132,13 +135,21 @@ export class SmtpTransport implements Transport {
       socketTimeout: 60_000,
       ...(this.#tls?.ca !== undefined ? { tls: { ca: this.#tls.ca } } : {}),
     });
+    // One deadline for the whole exchange, well inside the delivery's own: a server that answers
+    // slowly but never finishes must not make the MTA retry the delivery until it bounces.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new TransportError('ETIMEDOUT', 'the SMTP server took too long')), this.#timeoutMs);
+    });
     try {
       // envelope.from '' is sent as MAIL FROM:<>; the raw bytes go out unchanged.
-      await transport.sendMail({ envelope: { from: '', to: [envelope.to] }, raw });
+      await Promise.race([transport.sendMail({ envelope: { from: '', to: [envelope.to] }, raw }), late]);
     } catch (err) {
+      if (err instanceof TransportError) throw err;
       const code = (err as { code?: unknown })?.code;
       throw new TransportError(typeof code === 'string' ? code : 'ESMTP', 'the SMTP server did not take the message', { cause: err });
     } finally {
+      clearTimeout(timer);
       transport.close();
     }
   }

@@ -319,6 +319,17 @@ test('smtp: a refused login is a TransportError with the client code, and nothin
   }
 });
 
+test('smtp: a server that never finishes is given up with ETIMEDOUT', async (t) => {
+  const s = await smtpServer({ hideSTARTTLS: true, closeTimeout: 100, onData: (stream) => stream.resume() });
+  try {
+    const c = await composeChallenge(request());
+    const err = await t.throwsAsync(new SmtpTransport(smtp(s.port, { security: 'none' }), { timeoutMs: 300 }).send(c.envelope, c.raw), { instanceOf: TransportError });
+    t.is(err?.code, 'ETIMEDOUT');
+  } finally {
+    await s.close();
+  }
+});
+
 test('smtp: `vouch deliver` sends the challenge through the configured server', async (t) => {
   const s = await smtpServer({});
   try {
