@@ -29,7 +29,15 @@ export async function renderText(held: Held, raw: Buffer, config: Config): Promi
     return `${lines.join('\n')}\n`;
   }
   const { parseMessage } = await import('./parse.js');
-  const parsed = await parseMessage(raw, { maxBytes: config.delivery.max_size });
+  // A message the parser refuses (too deep, too slow, too big for its heap) is still shown: headers
+  // above, the reason here, the bytes through --raw.
+  let parsed: Awaited<ReturnType<typeof parseMessage>>;
+  try {
+    parsed = await parseMessage(raw, { maxBytes: config.delivery.max_size });
+  } catch (err) {
+    lines.push(`(body not decoded: ${printable(err instanceof Error ? err.message : 'parser error').slice(0, 200)}; use --raw)`);
+    return `${lines.join('\n')}\n`;
+  }
   lines.push(printable(parsed.text ?? (parsed.html !== undefined ? '(HTML only: see it on the review page)' : '(no text part)')));
   for (const a of parsed.attachments) lines.push(`[attachment: ${a.filename} ${a.contentType} ${a.size} bytes]`);
   return `${lines.join('\n')}\n`;
