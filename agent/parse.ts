@@ -22,6 +22,9 @@ export interface ParseLimits {
   readonly timeoutMs?: number;
   /** Heap for the worker, in MB (default 256). */
   readonly heapMb?: number;
+  /** A module (file URL) whose `filterHtml(html)` rewrites the HTML inside the worker, so the
+   * work on a hostile body is bounded by the same limits as the parse. */
+  readonly htmlFilter?: string;
 }
 
 export interface AttachmentContent extends AttachmentInfo {
@@ -41,6 +44,7 @@ interface Job {
   readonly raw: Uint8Array;
   /** -1: the view; n ≥ 0: the bytes of attachment n. */
   readonly attachment: number;
+  readonly htmlFilter: string | undefined;
 }
 
 type Answer = { ok: true; view: ParsedView } | { ok: true; attachment: AttachmentContent | null } | { ok: false; message: string };
@@ -84,7 +88,7 @@ async function runJob(raw: Buffer, attachment: number, opts: ParseLimits): Promi
     return await new Promise<Answer>((resolve, reject) => {
       // A copy the worker owns; the caller's buffer may be a view into a larger one.
       const copy = new Uint8Array(raw);
-      const job: Job = { marker: 'vouch-parse', raw: copy, attachment };
+      const job: Job = { marker: 'vouch-parse', raw: copy, attachment, htmlFilter: opts.htmlFilter };
       const heap = opts.heapMb ?? 256;
       const worker = new Worker(new URL(import.meta.url), {
         workerData: job,
@@ -128,11 +132,16 @@ async function work(job: Job): Promise<Answer> {
     const a = mail.attachments[job.attachment];
     return { ok: true, attachment: a ? { ...info(a), content: a.content } : null };
   }
+  let html = typeof mail.html === 'string' ? mail.html : undefined;
+  if (html !== undefined && job.htmlFilter !== undefined) {
+    const filter = (await import(job.htmlFilter)) as { filterHtml: (html: string) => string };
+    html = filter.filterHtml(html);
+  }
   return {
     ok: true,
     view: {
       text: mail.text,
-      html: typeof mail.html === 'string' ? mail.html : undefined,
+      html,
       attachments: mail.attachments.map(info),
       truncated: false,
     },

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, type Config } from '../agent/config.js';
 import { parseMessage, ParseError } from '../agent/parse.js';
 import { contentDisposition } from '../web/app.js';
+import { filterHtml } from '../web/sanitize.js';
 import { hostAllowed, sameOrigin } from '../web/auth.js';
 import { buildApp, hashPassword } from '../web/server.js';
 import { deliverQmail, fixture, maildirFiles, makeHome, message, pendingList, vouch, type TestHome } from './helpers.js';
@@ -454,6 +455,8 @@ test('an HTML-only message shows as text, and its HTML only in a sandbox with it
   t.regex(csp, /frame-ancestors 'self'/);
   t.notRegex(csp, /script-src/);
   t.is(html.headers['x-frame-options'], 'SAMEORIGIN');
+  t.regex(html.body, /Special offer/);
+  t.notRegex(html.body, /<script|onload|onerror|javascript:alert\('link'\)"|remote\.example|<meta http-equiv|<base|<iframe|<form|<object/i);
   t.regex(String(html.headers['content-type']), /^text\/html/);
   await env.app.close();
 });
@@ -552,4 +555,27 @@ test('a message larger than the parse limit is cut, and says so', async (t) => {
   const view = await parseMessage(raw, { maxBytes: 1000 });
   t.true(view.truncated);
   t.true((view.text ?? '').length < 1000);
+});
+
+test('HTML mail keeps its formatting but loses scripts, forms, frames and every fetchable URL', (t) => {
+  const body = (html: string) => /<body>([\s\S]*)<\/body>/.exec(filterHtml(html))?.[1];
+  const table: [string, string][] = [
+    ['<p style="color:red">Hi <b>there</b></p>', '<p style="color:red">Hi <b>there</b></p>'],
+    ['<script>alert(1)</script>ok', 'ok'],
+    ['<img src="http://x.example/a.png" alt="logo">', '<span class="vouch-image">[image: logo]</span>'],
+    ['<img src="data:image/png;base64,AAAA">', '<img src="data:image/png;base64,AAAA">'],
+    ['<a href="javascript:alert(1)" onclick="x()">go</a>', '<a title="javascript:alert(1)">go</a>'],
+    ['<div style="background:url(http://x.example/b.png)">t</div>', '<div>t</div>'],
+    ['<div style="background:u\\72l(http://x.example/b.png)">t</div>', '<div>t</div>'],
+    ['<td background="http://x.example/c.png">c</td>', '<td>c</td>'],
+    ['<form action="http://x.example"><input name=a><button>Send</button></form>', 'Send'],
+    ['<iframe src="http://x.example"></iframe><svg onload=alert(1)><image href="http://x.example/i"/></svg>after', 'after'],
+    ['<meta http-equiv="refresh" content="0;url=http://x.example"><base href="http://x.example/">x', 'x'],
+    ['<p>&lt;script&gt; stays text</p>', '<p>&#60;script&#62; stays text</p>'],
+    ['<embed src="http://x.example/e"><br>b', '<br>b'],
+  ];
+  for (const [input, expected] of table) t.is(body(input), expected, input);
+  t.notRegex(filterHtml('<style>@import "http://x.example/s.css"; p{color:red}</style>'), /@import|x\.example/);
+  t.regex(filterHtml('<style>p { color: red }</style>'), /<style>p \{ color: red \}<\/style>/);
+  t.notRegex(filterHtml('<style>p{background:url(http://x.example/bg)}</style>'), /x\.example/);
 });

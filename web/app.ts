@@ -53,6 +53,8 @@ const PAGE_SIZE = 50;
 const LIST_PAGE_SIZE = 100;
 const MAX_IDS = 500;
 const PARSE_TIMEOUT_MS = 5_000;
+/** Runs inside the parser worker on a message's HTML before it is served (web/sanitize.ts). */
+const HTML_FILTER = new URL('./sanitize.js', import.meta.url).href;
 const TEXT_LIMIT = 1_000_000;
 const ACTIONS: Readonly<Record<string, HeldAction>> = {
   release: 'release',
@@ -350,7 +352,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       const held = await heldOr404(req.params.id);
       const raw = await store.raw(held.id);
       if (!raw || raw.length > config.delivery.max_size) return reply.code(404).type('text/plain; charset=utf-8').send('No HTML version.\n');
-      const parsed = await parseMessage(raw, { maxBytes: config.delivery.max_size, timeoutMs: PARSE_TIMEOUT_MS }).catch(() => undefined);
+      const parsed = await parseMessage(raw, { maxBytes: config.delivery.max_size, timeoutMs: PARSE_TIMEOUT_MS, htmlFilter: HTML_FILTER }).catch(() => undefined);
       if (parsed?.html === undefined) return reply.code(404).type('text/plain; charset=utf-8').send('No HTML version.\n');
       return reply.type('text/html; charset=utf-8').send(parsed.html);
     },

@@ -1,0 +1,202 @@
+// The review page in real headless Chromium (Debian's, driven by playwright-core): the user's
+// story from the printed login URL to a released message in the Maildir, and a corpus of hostile
+// mail that must not run a script or make the browser fetch anything beyond 127.0.0.1.
+
+import test from 'ava';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startWeb, type RunningWeb } from '../web/server.js';
+import { deliverQmail, fixture, maildirFiles, makeHome, pendingList, type TestHome } from './helpers.js';
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let browser: Browser | undefined;
+
+test.before(async () => {
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+});
+
+test.after.always(async () => {
+  await browser?.close();
+});
+
+interface Watched {
+  readonly context: BrowserContext;
+  readonly page: Page;
+  readonly requests: string[];
+  readonly dialogs: string[];
+  readonly consoleErrors: string[];
+}
+
+/** A fresh context that records every request and dialog, and lets nothing leave 127.0.0.1. */
+async function watchedPage(): Promise<Watched> {
+  if (!browser) throw new Error('no browser');
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const requests: string[] = [];
+  const dialogs: string[] = [];
+  const consoleErrors: string[] = [];
+  await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort()));
+  const page = await context.newPage();
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  return { context, page, requests, dialogs, consoleErrors };
+}
+
+async function setup(): Promise<{ home: TestHome; web: RunningWeb }> {
+  const home = await makeHome({ config: { send: { transport: 'file' } } });
+  // The page runs in this process, so it must find the test user's Maildir without $HOME.
+  const { setConfig } = await import('./helpers.js');
+  setConfig(home.dir, { delivery: { maildir: home.maildir } });
+  const web = await startWeb({ home: home.dir, listen: '127.0.0.1:0' });
+  return { home, web };
+}
+
+async function hold(home: TestHome, sender: string, name: string): Promise<void> {
+  const r = await deliverQmail(home, sender, fixture(name));
+  if (r.code !== 99) throw new Error(`deliver exited ${r.code}: ${r.stdout}${r.stderr}`);
+}
+
+test('a user logs in with the printed URL, opens a held message and releases it into the Maildir', async (t) => {
+  const { home, web } = await setup();
+  const w = await watchedPage();
+  try {
+    await hold(home, 'carol@example.net', 'web-plain.eml');
+    t.regex(web.url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+$/);
+
+    await w.page.goto(web.url);
+    t.is(w.page.url(), web.base, 'the token is gone from the address bar');
+    await w.page.getByRole('heading', { name: 'Held mail' }).waitFor();
+    t.is(await w.page.locator('tbody tr').count(), 1);
+    t.regex(await w.page.locator('tbody').innerText(), /carol@example\.net[\s\S]*Café on Friday\?/);
+    const margin = await w.page.evaluate<string>('getComputedStyle(document.body).margin');
+    t.is(margin, '0px', 'the stylesheet loaded under the CSP');
+    const cookies = await w.context.cookies();
+    const session = cookies.find((c) => c.name.startsWith('vouch_session_'));
+    t.true(session?.httpOnly);
+    t.is(session?.sameSite, 'Strict');
+
+    await w.page.getByRole('link', { name: 'Café on Friday?' }).click();
+    await w.page.getByRole('heading', { name: 'Café on Friday?' }).waitFor();
+    t.regex(await w.page.locator('pre.body').innerText(), /shall we meet at the café on Friday\?/);
+
+    await w.page.getByRole('button', { name: 'Release', exact: true }).click();
+    await w.page.locator('.notice.ok').waitFor();
+    t.is(await w.page.locator('.notice.ok').innerText(), '1 released');
+    t.is(w.page.url(), web.base);
+    t.regex(await w.page.locator('main').innerText(), /Nothing is held/);
+
+    const files = maildirFiles(home.maildir);
+    t.is(files.length, 1);
+    t.true(files[0]?.bytes.includes(fixture('web-plain.eml')));
+    t.deepEqual(await pendingList(home), []);
+    t.deepEqual(w.dialogs, []);
+    t.deepEqual(w.consoleErrors, [], 'nothing the page needs is blocked by its own CSP');
+    t.true(w.requests.every((u) => new URL(u).hostname === '127.0.0.1'));
+  } finally {
+    await w.context.close();
+    await web.close();
+  }
+});
+
+test('selecting several messages and logging out work without any script', async (t) => {
+  const { home, web } = await setup();
+  const w = await watchedPage();
+  try {
+    await hold(home, 'carol@example.net', 'web-plain.eml');
+    await hold(home, 'mallory@evil.example', 'xss-headers.eml');
+    await hold(home, 'offers@evil.example', 'xss-html.eml');
+    await w.page.goto(web.url);
+    const boxes = w.page.locator('input[name="ids"]');
+    t.is(await boxes.count(), 3);
+    await boxes.nth(0).check();
+    await boxes.nth(1).check();
+    await w.page.getByRole('button', { name: 'Delete + blacklist' }).click();
+    await w.page.locator('.notice.ok').waitFor();
+    t.regex(await w.page.locator('.notice.ok').innerText(), /^2 deleted, 2 sender\(s\) blacklisted$/);
+    t.is((await pendingList(home)).length, 1);
+    t.deepEqual(maildirFiles(home.maildir), []);
+
+    await w.page.getByRole('button', { name: 'Log out' }).click();
+    await w.page.getByRole('heading', { name: 'Log in' }).waitFor();
+    await w.page.goto(web.base);
+    t.is(new URL(w.page.url()).pathname, '/login', 'logged out for good');
+    await w.page.getByLabel('Token').fill('wrong');
+    await w.page.getByRole('button', { name: 'Log in' }).click();
+    t.regex(await w.page.locator('.notice.error').innerText(), /Wrong token or password/);
+    t.deepEqual(w.dialogs, []);
+  } finally {
+    await w.context.close();
+    await web.close();
+  }
+});
+
+test('hostile mail opens no dialog and makes no request beyond 127.0.0.1', async (t) => {
+  const { home, web } = await setup();
+  const w = await watchedPage();
+  try {
+    await hold(home, 'mallory@evil.example', 'xss-headers.eml');
+    await hold(home, 'mallory@evil.example', 'xss-encoded.eml');
+    await hold(home, 'offers@evil.example', 'xss-html.eml');
+    await hold(home, 'mallory@evil.example', 'xss-attachment.eml');
+    await w.page.goto(web.url);
+    t.is(await w.page.locator('tbody tr').count(), 4);
+    // The hostile subjects are on the page as text, not as elements.
+    t.regex(await w.page.locator('tbody').innerText(), /<script>alert\('subject'\)<\/script>/);
+    t.regex(await w.page.locator('tbody').innerText(), /<script>alert\("enc-subject"\)<\/script>/);
+    t.is(await w.page.locator('main script, main img, main svg, main iframe').count(), 0);
+
+    const links = await w.page.locator('td.subject a').evaluateAll((as) => as.map((a) => a.getAttribute('href') ?? ''));
+    let htmlViews = 0;
+    for (const href of links) {
+      await w.page.goto(new URL(href, web.base).href);
+      await w.page.locator('h1.subject').waitFor();
+      t.is(await w.page.locator('main script, main img[src="x"], main [onerror], main [onload]').count(), 0, href);
+      const html = w.page.getByRole('link', { name: /Show the HTML version/ });
+      if ((await html.count()) > 0) {
+        await html.click();
+        htmlViews += 1;
+        const frame = w.page.frameLocator('iframe.mail-html');
+        await frame.locator('body').waitFor();
+        t.true((await frame.locator('body').innerText()).length > 0, 'the sandboxed HTML shows');
+        // A javascript: link in the sandbox does nothing.
+        const jsLink = frame.getByRole('link', { name: 'click here' });
+        if ((await jsLink.count()) > 0) await jsLink.click();
+        // Give a meta refresh or a late load the chance to fire before counting.
+        await w.page.waitForTimeout(1500);
+        // The sandboxed document stands alone too: opened directly it is still sandboxed.
+        const src = await w.page.locator('iframe.mail-html').getAttribute('src');
+        await w.page.goto(new URL(src ?? '/', web.base).href);
+        await w.page.waitForTimeout(1500);
+      }
+    }
+    t.is(htmlViews, 2, 'both HTML bodies were opened in the sandbox');
+    const attachment = await hostileAttachment(w.page, web, links);
+    t.true(attachment, 'the attachment was downloaded, not shown');
+    t.deepEqual(w.dialogs, [], 'no script ran');
+    const outside = w.requests.filter((u) => new URL(u).hostname !== '127.0.0.1');
+    t.deepEqual(outside, [], 'no request left 127.0.0.1');
+    t.false(await w.page.evaluate<boolean>("document.title.includes('pwned')"));
+  } finally {
+    await w.context.close();
+    await web.close();
+  }
+});
+
+/** Clicks the attachment link of the message that has one; true when it came as a download. */
+async function hostileAttachment(page: Page, web: RunningWeb, links: readonly string[]): Promise<boolean> {
+  for (const href of links) {
+    await page.goto(new URL(href, web.base).href);
+    const a = page.locator('ul.attachments a');
+    if ((await a.count()) === 0) continue;
+    const [download] = await Promise.all([page.waitForEvent('download'), a.first().click()]);
+    const name = download.suggestedFilename();
+    await download.cancel();
+    return !name.includes('/') && !name.includes('<');
+  }
+  return false;
+}
