@@ -13,7 +13,8 @@ const q = (s: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(
 /** The command line an MTA runs, e.g. `/usr/bin/node /opt/vouch/dist/agent/cli.js deliver`. */
 export function deliverCommand(home: HomePaths | undefined, mta: 'qmail' | 'postfix'): string {
   const node = realpathSync(process.execPath);
-  const cli = realpathSync(join(packageRoot(), 'dist', 'agent', 'cli.js'));
+  // The folder's real path, not the file's: dist/agent/cli.js is a symlink to launch.cjs (postbuild).
+  const cli = join(realpathSync(join(packageRoot(), 'dist', 'agent')), 'cli.js');
   const parts = [q(node), q(cli)];
   if (home) parts.push('--home', q(home.dir));
   parts.push('deliver');

@@ -1,6 +1,7 @@
-#!/usr/bin/env node
 // The `vouch` command. `vouch deliver` is dispatched before anything else is loaded (qmail starts
 // it once per message); every other command goes through commander and loads what it uses.
+// Built twice: by tsc (dist/agent/main.js, the fallback) and by esbuild into the one CommonJS file
+// that dist/agent/cli.js runs from V8's code cache (see launch.cts and scripts/postbuild.js).
 
 import type { Mta } from './failure.js';
 
@@ -28,11 +29,30 @@ function deliverArgs(args: readonly string[]): { home: string | undefined; mta: 
   return { home, mta: mta as Mta | undefined };
 }
 
+/** The MTA to answer when vouch cannot even start: the one named, else the one the environment
+ * shows (qmail-local sets DTLINE/RPLINE); exit 1 would make Postfix bounce. */
+function startFailure(mta: Mta | undefined): never {
+  const env = process.env;
+  const qmail = mta === 'qmail' || (mta === undefined && (env['DTLINE'] !== undefined || env['RPLINE'] !== undefined || env['DOMAIN'] === undefined));
+  process.stdout.write('vouch: cannot start (#4.3.0)\n');
+  process.exit(qmail ? 111 : 75);
+}
+
 const fast = deliverArgs(argv);
 if (fast) {
-  const { main } = await import('./deliver.js');
-  await main({ home: fast.home, mta: fast.mta, env: process.env, now: Date.now });
+  import('./deliver.js').then(
+    ({ main }) => main({ home: fast.home, mta: fast.mta, env: process.env, now: Date.now }),
+    (err: unknown) => {
+      if (process.env['VOUCH_DEBUG']) process.stderr.write(`${String((err as Error)?.stack ?? err)}\n`);
+      startFailure(fast.mta);
+    },
+  );
 } else {
-  const { run } = await import('./commands.js');
-  await run(process.argv);
+  import('./commands.js').then(
+    ({ run }) => run(process.argv),
+    (err: unknown) => {
+      process.stderr.write(`vouch: cannot start: ${String((err as Error)?.message ?? err)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -1,0 +1,443 @@
+// `npm run bench`: the speed targets of vouch (P1–P6), each measured on generated data in temp
+// homes made by the real `vouch init`. Prints one table and writes the figures to bench/results/.
+// Benchmarks are not tests: nothing here fails a build; the table says pass or fail.
+
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '../agent/store.js';
+import { makeHome, qmailEnv, ROOT, setConfig, vouch, type TestHome } from '../test/helpers.js';
+import {
+  childrenCpuMs,
+  CLI,
+  CORES,
+  machineCpu,
+  makeBigMessage,
+  makeMessage,
+  median,
+  quantile,
+  runAsync,
+  runWithPeakRss,
+  timedRun,
+  writeMessage,
+} from './lib.js';
+
+interface Row {
+  readonly id: string;
+  readonly measure: string;
+  readonly a: string;
+  readonly b: string;
+  readonly ratio: string;
+  readonly target: string;
+  readonly pass: boolean | undefined;
+  readonly data: Record<string, unknown>;
+}
+
+const NODE = process.execPath;
+const PAIRS = Number(process.env['VOUCH_BENCH_PAIRS'] ?? 30);
+const P4_MESSAGES = Number(process.env['VOUCH_BENCH_P4'] ?? 2000);
+const P5_HELD = Number(process.env['VOUCH_BENCH_P5'] ?? 100_000);
+const MB = 1024 * 1024;
+const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
+
+/** The environment qmail-local gives a delivery (PATH included, as it inherits qmail's). */
+const envFor = (h: TestHome, sender: string): NodeJS.ProcessEnv => ({ PATH, ...qmailEnv(h, sender) });
+
+const work = mkdtempSync(join(tmpdir(), 'vouch-bench-'));
+const homes: string[] = [];
+let serial = 0;
+
+async function home(config?: Record<string, Record<string, string | number | boolean | string[]>>): Promise<TestHome> {
+  const h = await makeHome(config ? { config } : {});
+  homes.push(join(h.dir, '..'));
+  return h;
+}
+
+async function whitelist(h: TestHome, lines: string): Promise<void> {
+  const r = await vouch(['whitelist', 'import', '-'], { env: h.env, input: lines, timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`whitelist import failed: ${r.stderr}${r.stdout}`);
+}
+
+/** A fresh message file from `from` (each delivery must be new, or vouch rightly skips it). */
+function messageFile(from: string, size = 20 * 1024): string {
+  const id = `m${++serial}`;
+  return writeMessage(join(work, `${id}.eml`), makeMessage({ from, id, size }));
+}
+
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+const mb = (x: number) => `${(x / MB).toFixed(1)} MB`;
+
+/** Alternates A and B `pairs` times (after a few unrecorded warm-up rounds) and compares medians. */
+function pairs(a: () => number, b: () => number, n = PAIRS): { a: number; b: number; ratio: number; as: number[]; bs: number[] } {
+  for (let i = 0; i < 3; i++) {
+    a();
+    b();
+  }
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) {
+      as.push(a());
+      bs.push(b());
+    } else {
+      bs.push(b());
+      as.push(a());
+    }
+  }
+  const ma = median(as);
+  const mbb = median(bs);
+  return { a: ma, b: mbb, ratio: mbb / ma, as, bs };
+}
+
+/** `node -e 0`, with the same kind of stdin as a delivery. */
+function nodeBaseline(h: TestHome, file: string): () => number {
+  return () => timedRun(NODE, ['-e', '0'], envFor(h, 'bob@example.com'), file).ms;
+}
+
+/** One cold `vouch deliver` of a fresh message from `sender`; checks the outcome it should have. */
+function delivery(h: TestHome, sender: () => string, expect: RegExp, size = 20 * 1024): () => number {
+  return () => {
+    const from = sender();
+    const file = messageFile(from, size);
+    const r = timedRun(NODE, [CLI, 'deliver'], envFor(h, from), file);
+    rmSync(file);
+    if (r.code !== 99 || !expect.test(r.stdout)) throw new Error(`unexpected delivery result ${r.code}: ${r.stdout.trim()}`);
+    return r.ms;
+  };
+}
+
+async function p1(): Promise<Row> {
+  const h = await home();
+  await whitelist(h, 'bob@example.com\n');
+  const base = messageFile('bob@example.com');
+  const r = pairs(nodeBaseline(h, base), delivery(h, () => 'bob@example.com', /delivered: whitelisted/));
+  return {
+    id: 'P1',
+    measure: 'cold deliver, whitelisted, 20 KB ÷ node -e 0',
+    a: ms(r.a),
+    b: ms(r.b),
+    ratio: r.ratio.toFixed(2),
+    target: '≤ 1.25',
+    pass: r.ratio <= 1.25,
+    data: r,
+  };
+}
+
+/** The sendmail stand-in: takes the message and does nothing with it. */
+function sendmailStandIn(): string {
+  const path = join(work, 'sendmail');
+  writeFileSync(path, '#!/bin/sh\ncat >/dev/null\n');
+  chmodSync(path, 0o755);
+  return path;
+}
+
+async function p2(): Promise<Row> {
+  const h = await home({
+    send: { transport: 'sendmail', sendmail: sendmailStandIn() },
+    challenge: { per_domain_hourly: 1_000_000, global_hourly: 1_000_000 },
+  });
+  const row = { id: 'P2', measure: 'cold deliver, unknown sender, challenge sent ÷ node -e 0', target: '≤ 2.0' };
+  let n = 0;
+  const sender = () => `s${++n}.${process.pid}@d${n}.example.net`;
+  const probe = messageFile('probe@probe.example.net');
+  const first = timedRun(NODE, [CLI, 'deliver'], envFor(h, 'probe@probe.example.net'), probe);
+  if (!/challenge sent/.test(first.stdout)) {
+    return { ...row, a: '-', b: '-', ratio: '-', pass: undefined, data: { skipped: first.stdout.trim() } };
+  }
+  const r = pairs(nodeBaseline(h, probe), delivery(h, sender, /held .*challenge sent/));
+  return { ...row, a: ms(r.a), b: ms(r.b), ratio: r.ratio.toFixed(2), pass: r.ratio <= 2.0, data: r };
+}
+
+async function p3(): Promise<Row> {
+  const small = await home();
+  const big = await home();
+  const ten = Array.from({ length: 9 }, (_, i) => `friend${i}@example.com`).concat('bob@example.com');
+  await whitelist(small, `${ten.join('\n')}\n`);
+  const many: string[] = [];
+  for (let i = 0; i < 100_000 - 1; i++) {
+    const k = i % 4;
+    many.push(k === 0 ? `user${i}@example${i % 997}.com` : k === 1 ? `@domain${i}.example` : k === 2 ? `*@*.sub${i}.example` : `list${i}-return-@lists${i % 89}.example`);
+  }
+  many.push('bob@example.com');
+  await whitelist(big, `${many.join('\n')}\n`);
+  const r = pairs(
+    delivery(small, () => 'bob@example.com', /delivered: whitelisted/),
+    delivery(big, () => 'bob@example.com', /delivered: whitelisted/),
+  );
+  return {
+    id: 'P3',
+    measure: 'P1 with 100,000 whitelist entries ÷ with 10',
+    a: ms(r.a),
+    b: ms(r.b),
+    ratio: r.ratio.toFixed(2),
+    target: '≤ 1.1',
+    pass: r.ratio <= 1.1,
+    data: r,
+  };
+}
+
+async function p4(): Promise<Row> {
+  const standIn = sendmailStandIn();
+  const h = await home({
+    send: { transport: 'sendmail', sendmail: standIn },
+    challenge: { per_domain_hourly: 1_000_000, global_hourly: 1_000_000 },
+  });
+  await whitelist(h, 'bob@example.com\n@friends.example\n');
+  // Three in four from known senders, one in four unknown (held and challenged).
+  const jobs = Array.from({ length: P4_MESSAGES }, (_, i) => {
+    const known = i % 4 !== 3;
+    const from = known ? (i % 2 === 0 ? 'bob@example.com' : `f${i}@friends.example`) : `u${i}@unknown${i % 50}.example.net`;
+    const id = `p4-${i}`;
+    return { id, from, known, file: writeMessage(join(work, `${id}.eml`), makeMessage({ from, id, size: 4 * 1024 + (i % 7) * 1024 })) };
+  });
+  const codes = new Map<string, number>();
+  let busy = 0;
+  let next = 0;
+  const cpu0 = childrenCpuMs();
+  const self0 = process.cpuUsage();
+  const m0 = machineCpu();
+  const start = process.hrtime.bigint();
+  const worker = async () => {
+    while (next < jobs.length) {
+      const j = jobs[next++];
+      if (!j) break;
+      const r = await runAsync(NODE, [CLI, 'deliver'], envFor(h, j.from), j.file);
+      const key = `exit ${r.code}`;
+      codes.set(key, (codes.get(key) ?? 0) + 1);
+      if (/SQLITE_BUSY|database is locked|pending store/i.test(r.stdout)) busy++;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
+  const childMs = childrenCpuMs() - cpu0;
+  const self = process.cpuUsage(self0);
+  const m1 = machineCpu();
+  const selfMs = (self.user + self.system) / 1000;
+  const usage = (childMs + selfMs) / (wallMs * CORES);
+  const machine = (m1.busy - m0.busy) / (m1.total - m0.total);
+
+  // Every message is in the Maildir (known senders) or held (unknown ones), exactly once.
+  const subjects = new Map<string, number>();
+  for (const name of readdirSync(join(h.maildir, 'new'))) {
+    const text = readFileSync(join(h.maildir, 'new', name), 'latin1');
+    const s = /^Subject: bench (\S+)/m.exec(text)?.[1];
+    if (s) subjects.set(s, (subjects.get(s) ?? 0) + 1);
+  }
+  const store = await Store.open(join(h.dir, 'vouch.db'));
+  try {
+    for (const m of await store.list({})) {
+      const s = /^bench (\S+)/.exec(m.subject)?.[1];
+      if (s) subjects.set(s, (subjects.get(s) ?? 0) + 1);
+    }
+  } finally {
+    await store.close();
+  }
+  const lost = jobs.filter((j) => !subjects.has(j.id)).length;
+  const twice = [...subjects.values()].filter((n) => n > 1).length;
+  for (const j of jobs) rmSync(j.file);
+  const ok99 = codes.get('exit 99') ?? 0;
+  return {
+    id: 'P4',
+    measure: `${P4_MESSAGES} messages, 8 concurrent deliver, one home`,
+    a: `${(wallMs / 1000).toFixed(1)} s, ${(P4_MESSAGES / (wallMs / 1000)).toFixed(0)}/s`,
+    b: `lost ${lost}, busy ${busy}, CPU ${(usage * 100).toFixed(0)}%`,
+    ratio: `${ok99}/${P4_MESSAGES} exit 99`,
+    target: '0 lost, 0 BUSY, ≥ 80% CPU',
+    pass: lost === 0 && twice === 0 && busy === 0 && ok99 === P4_MESSAGES && usage >= 0.8,
+    data: { wallMs, childCpuMs: childMs, benchCpuMs: selfMs, cores: CORES, cpuBusy: usage, machineBusy: machine, codes: Object.fromEntries(codes), lost, twice, busy },
+  };
+}
+
+/** Fills a store with `n` held messages through Store.hold (synchronous=OFF: the fill is not what
+ * is measured). */
+async function fillHeld(dbPath: string, n: number): Promise<void> {
+  const store = await Store.open(dbPath);
+  try {
+    await store.db.exec('PRAGMA synchronous = OFF');
+    const body = makeMessage({ from: 'x@example.net', id: 'fill', size: 2048 });
+    const t0 = Date.now() - n * 60_000;
+    const reasons = ['unknown sender', 'unknown sender', 'unknown sender', 'blacklisted… no', 'invalid tag'];
+    for (let i = 0; i < n; i++) {
+      const sender = `sender${i}@host${i % 5000}.example.net`;
+      await store.hold({
+        digest: `fill-${i}`,
+        received: t0 + i * 60_000,
+        sender,
+        senderKey: sender,
+        recipient: 'alice@example.org',
+        fromHeader: `Sender ${i} <${sender}>`,
+        subject: `Offer number ${i} for you`,
+        date: 'Mon, 23 Nov 2026 10:00:00 +0000',
+        messageId: `<fill${i}@example.net>`,
+        reason: reasons[i % reasons.length] ?? 'unknown sender',
+        challenge: i % 3 === 0 ? 'sent' : 'suppressed',
+        challengeNote: '',
+        rpline: `Return-Path: <${sender}>\n`,
+        dtline: 'Delivered-To: alice@example.org\n',
+        raw: body,
+      });
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+function httpGet(url: string, cookie?: string): Promise<{ status: number; ms: number; headers: Record<string, string | string[] | undefined>; size: number }> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    const req = get(url, { headers: cookie ? { cookie } : {}, agent: false }, (res) => {
+      let size = 0;
+      res.on('data', (c: Buffer) => (size += c.length));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Number(process.hrtime.bigint() - start) / 1e6, headers: res.headers, size }));
+    });
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
+  });
+}
+
+async function p5(): Promise<Row> {
+  const row = { id: 'P5', measure: `web held list, ${P5_HELD.toLocaleString('en')} held, page of 50`, target: 'p95 < 100 ms, RSS < 150 MB' };
+  const h = await home();
+  const fillStart = Date.now();
+  await fillHeld(join(h.dir, 'vouch.db'), P5_HELD);
+  const fillMs = Date.now() - fillStart;
+  const child = spawn(NODE, [CLI, 'web', '--listen', '127.0.0.1:0'], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...h.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const url = await new Promise<string | undefined>((resolve) => {
+      let out = '';
+      const timer = setTimeout(() => resolve(undefined), 30_000);
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /(http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out);
+        if (m?.[1]) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      child.on('exit', () => resolve(undefined));
+    });
+    if (!url) return { ...row, a: '-', b: '-', ratio: '-', pass: undefined, data: { skipped: 'vouch web did not start' } };
+    const login = await httpGet(url);
+    const set = login.headers['set-cookie'];
+    const cookie = (Array.isArray(set) ? set : set ? [set] : []).map((c) => c.split(';')[0]).join('; ');
+    const base = url.replace(/\?token=.*$/, '');
+    const pages = Math.ceil(P5_HELD / 50);
+    const times: number[] = [];
+    let bad = 0;
+    for (let i = 0; i < 5; i++) await httpGet(base, cookie);
+    for (let i = 0; i < 200; i++) {
+      // Half the first page, half a page anywhere (a deep page is the slow case for OFFSET).
+      const page = i % 2 === 0 ? 1 : 1 + Math.floor(Math.random() * pages);
+      const r = await httpGet(`${base}?page=${page}`, cookie);
+      if (r.status !== 200 || r.size < 1000) bad++;
+      times.push(r.ms);
+    }
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    const rss = kb('VmRSS');
+    const hwm = kb('VmHWM');
+    const p95 = quantile(times, 0.95);
+    return {
+      ...row,
+      a: `p50 ${ms(median(times))}, p95 ${ms(p95)}`,
+      b: `RSS ${mb(rss)} (peak ${mb(hwm)})`,
+      ratio: bad === 0 ? '200 × 200 OK' : `${bad} bad answers`,
+      pass: bad === 0 && p95 < 100 && hwm < 150 * MB,
+      data: { fillMs, p50: median(times), p95, max: Math.max(...times), rss, peakRss: hwm, bad, times },
+    };
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+async function p6(): Promise<Row> {
+  const standIn = sendmailStandIn();
+  const h = await home({
+    send: { transport: 'sendmail', sendmail: standIn },
+    challenge: { per_domain_hourly: 1_000_000, global_hourly: 1_000_000 },
+  });
+  await whitelist(h, 'bob@example.com\n');
+  const size = 25 * MB;
+  const small = messageFile('bob@example.com');
+  // Node's own: the peak of a process that starts and idles a moment (so the poll can see it).
+  const own: number[] = [];
+  for (let i = 0; i < 3; i++) own.push((await runWithPeakRss(NODE, ['-e', 'setTimeout(() => {}, 150)'], h.env, small)).peak);
+  const nodeOwn = median(own);
+  const runs: Record<string, number> = {};
+  for (const [label, from, expect] of [
+    ['whitelisted', 'bob@example.com', /delivered: whitelisted/],
+    ['held', 'big@unknown.example.net', /held /],
+  ] as const) {
+    const file = writeMessage(join(work, `big-${label}.eml`), makeBigMessage({ from, id: `big-${label}`, size }));
+    const r = await runWithPeakRss(NODE, [CLI, 'deliver'], envFor(h, from), file);
+    rmSync(file);
+    if (r.code !== 99 || !expect.test(r.stdout)) throw new Error(`25 MB delivery (${label}) failed ${r.code}: ${r.stdout.trim()}`);
+    runs[label] = r.peak;
+    runs[`${label}Ms`] = r.ms;
+  }
+  const worst = Math.max(runs['whitelisted'] ?? 0, runs['held'] ?? 0);
+  const limit = 3 * size + nodeOwn;
+  return {
+    id: 'P6',
+    measure: 'a 25 MB message through deliver: peak RSS',
+    a: `node ${mb(nodeOwn)}`,
+    b: `whitelisted ${mb(runs['whitelisted'] ?? 0)}, held ${mb(runs['held'] ?? 0)}`,
+    ratio: `+${mb(worst - nodeOwn)}`,
+    target: `< 75 MB + node (${mb(limit)})`,
+    pass: worst < limit,
+    data: { nodeOwn, ...runs, limit },
+  };
+}
+
+function table(rows: readonly Row[]): string {
+  const head = ['', 'measure', 'A', 'B', 'ratio', 'target', 'result'];
+  const body = rows.map((r) => [r.id, r.measure, r.a, r.b, r.ratio, r.target, r.pass === undefined ? 'n/a' : r.pass ? 'pass' : 'FAIL']);
+  const all = [head, ...body];
+  const w = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]) => `| ${r.map((c, i) => c.padEnd(w[i] ?? 0)).join(' | ')} |`;
+  return [line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...body.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const only = new Set(process.argv.slice(2).map((a) => a.toUpperCase()));
+  const measures: [string, () => Promise<Row>][] = [
+    ['P1', p1],
+    ['P2', p2],
+    ['P3', p3],
+    ['P4', p4],
+    ['P5', p5],
+    ['P6', p6],
+  ];
+  const rows: Row[] = [];
+  const started = Date.now();
+  try {
+    for (const [id, fn] of measures) {
+      if (only.size > 0 && !only.has(id)) continue;
+      const t = Date.now();
+      process.stderr.write(`${id}… `);
+      try {
+        rows.push(await fn());
+      } catch (err) {
+        rows.push({ id, measure: 'error', a: '-', b: '-', ratio: '-', target: '-', pass: false, data: { error: String((err as Error)?.stack ?? err) } });
+      }
+      process.stderr.write(`${((Date.now() - t) / 1000).toFixed(0)} s\n`);
+    }
+  } finally {
+    for (const h of homes) rmSync(h, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  }
+  const text = table(rows);
+  console.log(text);
+  for (const r of rows) if (r.data['error']) console.log(`\n${r.id}: ${String(r.data['error'])}`);
+  const out = join(ROOT, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const result = { when: new Date().toISOString(), node: process.version, cores: CORES, seconds: (Date.now() - started) / 1000, table: text, rows };
+  writeFileSync(join(out, `${stamp}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`\nfigures in bench/results/${stamp}.json (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+await main();
