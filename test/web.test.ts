@@ -579,3 +579,56 @@ test('HTML mail keeps its formatting but loses scripts, forms, frames and every 
   t.regex(filterHtml('<style>p { color: red }</style>'), /<style>p \{ color: red \}<\/style>/);
   t.notRegex(filterHtml('<style>p{background:url(http://x.example/bg)}</style>'), /x\.example/);
 });
+
+test('vouch web prints exactly one login URL line, serves it, and stops cleanly on SIGTERM', async (t) => {
+  const home = await makeHome();
+  const { spawn } = await import('node:child_process');
+  const { CLI } = await import('./helpers.js');
+  const child = spawn(process.execPath, [CLI, 'web', '--listen', '127.0.0.1:0'], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...home.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    child.on('error', reject);
+    void exited.then(() => reject(new Error(`vouch web exited: ${err}`)));
+  });
+  t.regex(url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{20,}$/);
+  const login = await fetch(url, { redirect: 'manual' });
+  t.is(login.status, 303);
+  t.is(login.headers.get('location'), '/');
+  t.regex(login.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
+  const { request } = await import('node:http');
+  const foreign = await new Promise<number | undefined>((resolve, reject) => {
+    const u = new URL(url);
+    request({ host: '127.0.0.1', port: u.port, path: `/${u.search}`, headers: { host: `rebound.example:${u.port}` } }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    }).on('error', reject).end();
+  });
+  t.is(foreign, 403, 'a rebound name is refused');
+  child.kill('SIGTERM');
+  t.is(await exited, 0);
+  t.is(out.split('\n').filter((l) => l !== '').length, 1, 'one line on stdout');
+  t.is(err, '');
+});
+
+test('vouch web refuses a bad --listen and a port in use with one line', async (t) => {
+  const home = await makeHome();
+  const bad = await vouch(['web', '--listen', 'nonsense'], { env: home.env });
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, /^vouch: --listen must be HOST:PORT/);
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const busy = await vouch(['web', '--listen', `127.0.0.1:${port}`], { env: home.env });
+  server.close();
+  t.not(busy.code, 0);
+  t.regex(busy.stderr, /already in use/);
+  t.is(busy.stderr.split('\n').filter((l) => l !== '').length, 1);
+});
