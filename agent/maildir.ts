@@ -1,5 +1,5 @@
-// Maildir delivery, in the order that makes it crash-safe: write tmp/NAME, fsync it, link it into
-// new/NAME, remove tmp/NAME, fsync new/. A crash leaves the message whole in new/ or not there.
+// Maildir delivery, in the order that makes it crash-safe: write tmp/UNIQUE, fsync it, link it into
+// new/NAME, remove tmp/UNIQUE, fsync new/. A crash leaves the message whole in new/ or not there.
 
 import { constants } from 'node:fs';
 import { link, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
@@ -53,19 +53,28 @@ export async function hasMessage(dir: string, name: string): Promise<boolean> {
  * An existing new/NAME (a retry after a crash past the link) counts as delivered. */
 export async function deliver(dir: string, name: string, parts: readonly Uint8Array[]): Promise<void> {
   await ensureMaildir(dir);
-  const tmp = join(dir, 'tmp', name);
+  // Every attempt writes a tmp file of its own (a fresh unique name), never tmp/NAME: a retry or a
+  // second writer of the same message (an MTA duplicate, fsck finishing a release still in flight)
+  // would otherwise truncate a file another process is writing, or one already linked into new/.
+  // link() then admits exactly one of them; a failed write leaves nothing behind (a full disk).
+  const tmp = join(dir, 'tmp', uniqueName());
   const dest = join(dir, 'new', name);
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
-    for (const p of parts) {
-      let off = 0;
-      while (off < p.length) off += (await fh.write(p, off, p.length - off)).bytesWritten;
+    try {
+      for (const p of parts) {
+        let off = 0;
+        while (off < p.length) off += (await fh.write(p, off, p.length - off)).bytesWritten;
+      }
+      failpoint('maildir:after-tmp-write');
+      await fh.sync();
+      failpoint('maildir:after-fsync');
+    } finally {
+      await fh.close();
     }
-    failpoint('maildir:after-tmp-write');
-    await fh.sync();
-    failpoint('maildir:after-fsync');
-  } finally {
-    await fh.close();
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
   try {
     await link(tmp, dest);
