@@ -1,6 +1,6 @@
 // `vouch fsck`: Maildir hygiene and store checks, safe to run from cron beside `vouch expire`.
-// Removes tmp/ files older than 36 hours (the maildir convention) and tmp/ links a crash left behind
-// after the message was already in new/ or cur/; finishes releases a crash interrupted; runs
+// Removes tmp/ files older than 36 hours (the maildir convention) and tmp/ names a crash left behind
+// after the message was already linked into new/; finishes releases a crash interrupted; runs
 // PRAGMA integrity_check. Never touches new/ or cur/.
 
 import { lstat, readdir, stat, unlink } from 'node:fs/promises';
@@ -37,20 +37,6 @@ async function maildirs(root: string): Promise<string[]> {
   return out;
 }
 
-/** Whether tmp/NAME is the same file as new/NAME or cur/NAME… (a crash between link and unlink). */
-async function alreadyDelivered(dir: string, name: string, ino: number): Promise<boolean> {
-  for (const p of [join(dir, 'new', name), join(dir, 'cur', name)]) {
-    const st = await lstat(p).catch(() => undefined);
-    if (st?.ino === ino) return true;
-  }
-  const cur = await readdir(join(dir, 'cur')).catch(() => [] as string[]);
-  for (const e of cur) {
-    if (!e.startsWith(`${name}:`)) continue;
-    if ((await lstat(join(dir, 'cur', e)).catch(() => undefined))?.ino === ino) return true;
-  }
-  return false;
-}
-
 /** Removes stale and already-delivered files from tmp/ of every folder; returns how many. */
 export async function cleanTmp(root: string, now: number): Promise<number> {
   let removed = 0;
@@ -61,7 +47,9 @@ export async function cleanTmp(root: string, now: number): Promise<number> {
       const st = await lstat(path).catch(() => undefined);
       if (!st?.isFile()) continue;
       const stale = Math.max(st.mtimeMs, st.atimeMs) < now - STALE_TMP_MS;
-      if (stale || (st.nlink > 1 && (await alreadyDelivered(dir, name, st.ino)))) {
+      // A second link means a crash came between link() into new/ and the unlink of tmp/: the
+      // message is delivered, and this name is only a leftover.
+      if (stale || st.nlink > 1) {
         await unlink(path).catch(() => undefined);
         removed += 1;
       }

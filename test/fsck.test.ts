@@ -35,12 +35,11 @@ test('fsck removes tmp files older than 36 hours in every folder and keeps fresh
   t.deepEqual(readdirSync(join(h.maildir, 'new')), ['ancient.M1P4.host']);
 });
 
-test('fsck removes a tmp file that is already linked into new/ but keeps a same-named file still being written', async (t) => {
+test('fsck removes a tmp file that is already linked into new/ but keeps a fresh one still being written', async (t) => {
   const h = await home();
   writeFileSync(join(h.maildir, 'new', 'done.M1P1.host'), 'whole message\n');
-  linkSync(join(h.maildir, 'new', 'done.M1P1.host'), join(h.maildir, 'tmp', 'done.M1P1.host'));
-  writeFileSync(join(h.maildir, 'new', 'other.M1P2.host'), 'whole message\n');
-  writeFileSync(join(h.maildir, 'tmp', 'other.M1P2.host'), 'another writer, not linked');
+  linkSync(join(h.maildir, 'new', 'done.M1P1.host'), join(h.maildir, 'tmp', 'tmp.M1P9.host'));
+  writeFileSync(join(h.maildir, 'tmp', 'other.M1P2.host'), 'another writer, not linked yet');
   const r = await vouch(['fsck'], { env: h.env });
   t.is(r.code, 0);
   t.regex(r.stdout, /maildir: 1 stale tmp/);
