@@ -71,6 +71,10 @@ test('the user name goes into From and Reply-To as a display name', async (t) =>
   const m = await parseMail((await composeChallenge(request({}, config('name = "Alice Liddell"')))).raw);
   t.deepEqual(m.from?.value, [{ address: CONFIRM, name: 'Alice Liddell' }]);
   t.deepEqual(m.replyTo?.value, [{ address: CONFIRM, name: 'Alice Liddell' }]);
+  const odd = 'Al "x" <evil@x.org>, bob@y.org; Zoë';
+  const o = await parseMail((await composeChallenge(request({}, config(`name = ${JSON.stringify(odd)}`)))).raw);
+  t.deepEqual(o.from?.value, [{ address: CONFIRM, name: odd }]);
+  t.deepEqual(o.replyTo?.value, [{ address: CONFIRM, name: odd }]);
 });
 
 test('a non-ASCII subject is RFC 2047 encoded and decodes back', async (t) => {
