@@ -20,7 +20,7 @@ export interface ParsedView {
 export interface ParseLimits {
   readonly maxBytes: number;
   readonly timeoutMs?: number;
-  /** Heap for the worker, in MB (default 256). */
+  /** Heap for the worker, in MB (default: 256, more for a big message, at most 1024). */
   readonly heapMb?: number;
   /** A module (file URL) whose `filterHtml(html)` rewrites the HTML inside the worker, so the
    * work on a hostile body is bounded by the same limits as the parse. */
@@ -89,7 +89,8 @@ async function runJob(raw: Buffer, attachment: number, opts: ParseLimits): Promi
       // A copy the worker owns; the caller's buffer may be a view into a larger one.
       const copy = new Uint8Array(raw);
       const job: Job = { marker: 'vouch-parse', raw: copy, attachment, htmlFilter: opts.htmlFilter };
-      const heap = opts.heapMb ?? 256;
+      // Room for mailparser's copies of a big message (about eight times its size), within bounds.
+      const heap = opts.heapMb ?? Math.min(1024, Math.max(256, Math.ceil(raw.length / 1_048_576) * 8));
       const worker = new Worker(new URL(import.meta.url), {
         workerData: job,
         transferList: [copy.buffer],
