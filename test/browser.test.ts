@@ -49,10 +49,8 @@ async function watchedPage(): Promise<Watched> {
 
 async function setup(): Promise<{ home: TestHome; web: RunningWeb }> {
   const home = await makeHome({ config: { send: { transport: 'file' } } });
-  // The page runs in this process, so it must find the test user's Maildir without $HOME.
-  const { setConfig } = await import('./helpers.js');
-  setConfig(home.dir, { delivery: { maildir: home.maildir } });
-  const web = await startWeb({ home: home.dir, listen: '127.0.0.1:0' });
+  // The page runs in this process: ~/Maildir must mean the test user's.
+  const web = await startWeb({ home: home.dir, listen: '127.0.0.1:0', env: home.env });
   return { home, web };
 }
 

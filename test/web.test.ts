@@ -632,3 +632,16 @@ test('vouch web refuses a bad --listen and a port in use with one line', async (
   t.regex(busy.stderr, /already in use/);
   t.is(busy.stderr.split('\n').filter((l) => l !== '').length, 1);
 });
+
+test('password guessing is throttled, but the token still logs in', async (t) => {
+  const hash = await hashPassword('the real one');
+  const env = await setup((c) => ({ ...c, web: { ...c.web, password_hash: hash } }));
+  const c = new Client(env.app);
+  for (let i = 0; i < 10; i++) t.is((await c.post('/login', { _csrf: await c.csrf('/login'), secret: `guess ${i}` })).status, 401);
+  const blocked = await c.post('/login', { _csrf: await c.csrf('/login'), secret: 'the real one' });
+  t.is(blocked.status, 429);
+  t.is((await c.get('/')).status, 303);
+  t.is((await c.post('/login', { _csrf: await c.csrf('/login'), secret: env.token })).status, 303);
+  t.is((await c.get('/')).status, 200);
+  await env.app.close();
+});

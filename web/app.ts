@@ -38,6 +38,8 @@ export interface AppOptions {
   readonly listen?: string;
   /** Overrides the home's config.toml (tests, the benchmark). */
   readonly config?: Config;
+  /** The environment the config's `~` paths resolve in (default process.env). */
+  readonly env?: NodeJS.ProcessEnv;
   readonly now?: () => number;
 }
 
@@ -93,7 +95,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
 export async function createApp(opts: AppOptions): Promise<AppHandle> {
   const paths = typeof opts.home === 'string' ? homePaths(opts.home) : opts.home;
-  const config = opts.config ?? loadConfig(paths.dir);
+  const config = opts.config ?? loadConfig(paths.dir, opts.env ?? process.env);
   const listenText = opts.listen ?? config.web.listen;
   const parsedListen = parseListen(listenText);
   if (!parsedListen) throw new ConfigError(`--listen must be HOST:PORT, not "${listenText.slice(0, 60)}"`);
@@ -154,11 +156,12 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     }
     const query = req.query as Record<string, unknown>;
     if ((req.method === 'GET' || req.method === 'HEAD') && typeof query['token'] === 'string') {
-      if (!throttle.blocked() && sameSecret(query['token'], token)) {
+      // No throttle here: the token cannot be guessed, and a flood of bad links must not lock
+      // out the user who holds the real one.
+      if (sameSecret(query['token'], token)) {
         startSession(reply);
         return reply.redirect(req.url.split('?')[0] ?? '/', 303);
       }
-      throttle.fail();
       return page(reply, 'login', { title: 'Log in', error: 'That login link is not valid. Use the link vouch web printed, or the token in web-token in your vouch home.' }, undefined, 401);
     }
     if (req.routeOptions.config.public) return;
@@ -220,11 +223,13 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
 
   app.post('/login', { config: { public: true } }, async (req, reply) => {
     const secret = field(req.body, 'secret') ?? '';
-    if (throttle.blocked()) {
-      return page(reply, 'login', { title: 'Log in', password: passwordHash !== undefined, error: 'Too many failed logins; wait a minute.' }, undefined, 429);
-    }
     let ok = secret !== '' && sameSecret(secret, token);
-    if (!ok && passwordHash && secret !== '' && secret.length <= 1024) ok = await verifyPassword(secret, passwordHash);
+    if (!ok && passwordHash && secret !== '' && secret.length <= 1024) {
+      if (throttle.blocked()) {
+        return page(reply, 'login', { title: 'Log in', password: true, error: 'Too many failed logins; wait a minute (the token still works).' }, undefined, 429);
+      }
+      ok = await verifyPassword(secret, passwordHash);
+    }
     if (!ok) {
       throttle.fail();
       return page(reply, 'login', { title: 'Log in', password: passwordHash !== undefined, error: 'Wrong token or password.' }, undefined, 401);

@@ -25,10 +25,15 @@ export interface RunningWeb {
 }
 
 /** Starts the page on a home and returns its login URL (for `vouch web`, the demo and tests).
- * `listen` defaults to web.listen from the config; port 0 picks a free port. */
-export async function startWeb(opts: { readonly home: HomePaths | string; readonly listen?: string }): Promise<RunningWeb> {
+ * `listen` defaults to web.listen from the config; port 0 picks a free port. `env` is where the
+ * config's `~/Maildir` is resolved (give the demo user's HOME). */
+export async function startWeb(opts: { readonly home: HomePaths | string; readonly listen?: string; readonly env?: NodeJS.ProcessEnv }): Promise<RunningWeb> {
   const paths = typeof opts.home === 'string' ? homePaths(opts.home) : opts.home;
-  const handle = await createApp({ home: paths, ...(opts.listen !== undefined ? { listen: opts.listen } : {}) });
+  const handle = await createApp({
+    home: paths,
+    ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
+    ...(opts.env !== undefined ? { env: opts.env } : {}),
+  });
   const { app, listen } = handle;
   try {
     await app.listen({ host: listen.host, port: listen.port, listenTextResolver: () => '' });
