@@ -98,3 +98,14 @@ step('vouch pending list');
 console.log(vouch(['pending', 'list']).out);
 step('Maildir');
 console.log(`  ${readdirSync(join(maildir, 'new')).length} message(s) in ${maildir}/new`);
+
+step('the review page');
+const { startWeb } = await import('../web/server.js');
+const { homePaths } = await import('../agent/home.js');
+const web = await startWeb({ home: homePaths(home), listen: '127.0.0.1:8025', env: { ...process.env, ...env } });
+console.log(`  open ${web.url}   (Ctrl-C to stop)`);
+const stop = () => {
+  void web.close().then(() => process.exit(0));
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
