@@ -341,6 +341,8 @@ function positiveInt(v: string, name: string): number {
 }
 
 export async function run(argv: readonly string[]): Promise<void> {
+  // `vouch whitelist list | head`: a reader that goes away is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
   const p = program();
   try {
     await p.parseAsync([...argv]);
