@@ -83,8 +83,15 @@ test.after.always(() => {
   tearDown({ keep: process.env['VOUCH_E2E_KEEP'] === '1' });
 });
 
-// A worker that ends without running the hooks above still puts the machine back.
-process.once('exit', () => tearDown());
+// A worker that ends without running the hooks above still puts the machine back (and one that is
+// killed is undone by the watcher Sandbox.setUp started).
+process.once('exit', () => {
+  try {
+    tearDown();
+  } catch (err) {
+    console.error(String(err));
+  }
+});
 
 test.serial('Postfix runs local-only, and alice’s ~/.forward is the line `vouch init` printed', (t) => {
   const s = box();

@@ -165,40 +165,48 @@ export function ensurePackages(): void {
   if (r.status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed: ${r.stderr}`);
 }
 
-/** Undoes whatever the state file says was done, in reverse order. Safe to call at any time. */
+/** Undoes whatever the state file says was done, in reverse order; every step is tried. Safe to
+ * call at any time. When a step fails, the saved files stay in STATE_DIR and the error names it. */
 export function tearDown(opts: { keep?: boolean } = {}): void {
   const s = readState();
   if (s === undefined) return;
-  if (s.started || postfixRunning()) {
+  const problems: string[] = [];
+  const step = (what: string, fn: () => void) => {
     try {
-      deleteOwnMail();
-    } catch {
-      /* the queue is checked again below by the start of the next run */
+      fn();
+    } catch (err) {
+      problems.push(`${what}: ${(err as Error).message}`);
     }
-    spawnSync('postfix', ['stop'], { stdio: 'ignore', env: { ...process.env, PATH } });
+  };
+  if (postfixRunning()) {
+    step('removing the test mail from the queue', deleteOwnMail);
+    step('stopping Postfix', () => run('postfix', ['stop']));
   }
   for (const name of SAVED) {
     if (!(name in s.saved)) continue;
-    const target = join(CONF, name);
-    if (s.saved[name]) copyFileSync(join(BACKUP, name), target);
-    else rmSync(target, { force: true });
+    step(`restoring ${CONF}/${name}`, () => {
+      const target = join(CONF, name);
+      if (s.saved[name]) copyFileSync(join(BACKUP, name), target);
+      else rmSync(target, { force: true });
+    });
   }
   for (const name of s.users) {
-    if (userInfo(name)?.gecos !== MARK) continue;
-    if (!succeeds('userdel', ['--remove', name])) spawnSync('userdel', ['--remove', '--force', name], { stdio: 'ignore' });
+    step(`removing the user ${name}`, () => {
+      if (userInfo(name)?.gecos !== MARK) return;
+      spawnSync('userdel', ['--remove', name], { stdio: 'ignore' });
+      if (userInfo(name) !== undefined) run('userdel', ['--remove', '--force', name]);
+    });
   }
-  if (s.postfixWasRunning) spawnSync('postfix', ['start'], { stdio: 'ignore', env: { ...process.env, PATH } });
-  if (opts.keep) {
-    rmSync(STATE);
-    return;
-  }
-  rmSync(STATE_DIR, { recursive: true, force: true });
+  if (s.postfixWasRunning) step('restarting Postfix', () => run('postfix', ['start']));
+  if (problems.length > 0) throw new Error(`the e2e sandbox could not be undone completely (saved files are in ${STATE_DIR}): ${problems.join('; ')}`);
+  if (opts.keep) rmSync(STATE);
+  else rmSync(STATE_DIR, { recursive: true, force: true });
 }
 
 /** Removes from the queue only what this test sent: mail from or to the test domain. */
 function deleteOwnMail(): void {
   const ids = queue()
-    .filter((e) => e.sender === '' || e.sender.endsWith(`@${DOMAIN}`) || e.recipients.some((r) => r.address.endsWith(`@${DOMAIN}`)))
+    .filter((e) => e.sender.endsWith(`@${DOMAIN}`) || e.recipients.some((r) => r.address.endsWith(`@${DOMAIN}`)))
     .map((e) => e.queue_id);
   if (ids.length > 0) run('postsuper', ['-d', '-'], { input: `${ids.join('\n')}\n`, stdio: ['pipe', 'pipe', 'pipe'] });
 }
@@ -311,6 +319,8 @@ export class Sandbox {
     const old = readState();
     if (old && old.owner !== process.pid && alive(old.owner)) throw new Error(`another e2e run (pid ${old.owner}) is using Postfix`);
     tearDown();
+    // What is left without a state file (VOUCH_E2E_KEEP=1) holds nothing to put back.
+    rmSync(STATE_DIR, { recursive: true, force: true });
     ensurePackages();
     mkdirSync(STATE_DIR, { recursive: true, mode: 0o755 });
     chmodSync(STATE_DIR, 0o755);
@@ -459,7 +469,11 @@ function watch(pid: number): void {
     }
     if (alive(pid)) return;
     clearInterval(timer);
-    tearDown();
+    try {
+      tearDown();
+    } catch {
+      /* the next run (or `teardown` by hand) tries again: the state file is still there */
+    }
   }, 250);
 }
 
