@@ -48,7 +48,8 @@ export function runCli(args: readonly string[], opts: RunOptions): Promise<Run> 
   const fd = input !== undefined && typeof input === 'object' && 'file' in input ? openSync(input.file, 'r') : undefined;
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...opts.env },
+      // VOUCH_DEBUG passes through so that a failing harness can be rerun with stack traces.
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...(process.env['VOUCH_DEBUG'] ? { VOUCH_DEBUG: '1' } : {}), ...opts.env },
       stdio: [fd ?? 'pipe', 'pipe', 'pipe'],
     });
     if (fd !== undefined) closeSync(fd);
