@@ -1,6 +1,7 @@
 // The Postfix sandbox of the end-to-end test: installs Debian's postfix and swaks when missing, swaps in
 // a local-only main.cf, makes the users alice (who runs vouch) and bob, and undoes all of it afterwards.
-// Every step is recorded in a state file first, so that a run killed half-way is undone by the next.
+// Every step is recorded in a state file first, so that a run killed half-way is undone all the same
+// (by a watcher process, or by the next run).
 
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -53,7 +54,6 @@ interface State {
   /** For each file of SAVED: did it exist before (a copy is in BACKUP)? */
   saved: Record<string, boolean>;
   users: string[];
-  started: boolean;
 }
 
 export interface User {
@@ -324,7 +324,7 @@ export class Sandbox {
     ensurePackages();
     mkdirSync(STATE_DIR, { recursive: true, mode: 0o755 });
     chmodSync(STATE_DIR, 0o755);
-    const s: State = { owner: process.pid, postfixWasRunning: postfixRunning(), saved: {}, users: [], started: false };
+    const s: State = { owner: process.pid, postfixWasRunning: postfixRunning(), saved: {}, users: [] };
     writeState(s);
     guard(process.pid);
     if (s.postfixWasRunning) run('postfix', ['stop']);
@@ -361,8 +361,6 @@ export class Sandbox {
     setConfig(join(alice.home, '.vouch'), { identity: { delimiter: '+' }, send: { transport: 'sendmail', sendmail: '/usr/sbin/sendmail' } });
 
     run('postfix', ['check']);
-    s.started = true;
-    writeState(s);
     run('postfix', ['start']);
     await waitForSmtp(20_000);
     return new Sandbox(alice, bob, node, forwardLine);
