@@ -57,7 +57,7 @@ export function envelopeLines(raw: Buffer, env: Envelope): { message: Buffer; rp
     const nl = raw.indexOf(0x0a);
     message = nl < 0 ? Buffer.alloc(0) : raw.subarray(nl + 1);
   }
-  // Postfix local(8) prepends Delivered-To (and, for some versions, Return-Path) for commands.
+  // Postfix local(8) prepends Return-Path, X-Original-To and Delivered-To for commands (3.7 does).
   const top = readHeaders(message.subarray(0, 4096), 4096).fields.slice(0, 4);
   const dt = top.find((f) => f.name === 'delivered-to' && f.value.toLowerCase() === env.recipient.toLowerCase());
   const rp = top.find((f) => f.name === 'return-path');
