@@ -16,7 +16,7 @@ import { MtaStats, qmailDone, qmailTemporary, untilDone, type KillPlan } from '.
 import { messageFile, runCli } from './stress/run.js';
 import { pool, random, SEED, size } from './stress/size.js';
 
-const DELIVERIES = size(100, 1000);
+const DELIVERIES = size(150, 1000);
 
 /** The failpoints each kind of step passes through, in the order a delivery reaches them. */
 const POINTS = {

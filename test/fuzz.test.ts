@@ -16,7 +16,7 @@ import { fixtures, hostile, nastyCases } from './stress/hostile.js';
 import { messageFile, runCli } from './stress/run.js';
 import { SEED, size } from './stress/size.js';
 
-const RUNS = size(400, 10_000);
+const RUNS = size(1000, 10_000);
 const SAMPLE = size(20, 200);
 const SCALE = size(
   { deep: 10_000, parts: 20_000, base64: 3 << 20, headerLine: 1 << 20, headers: 50_000 },
