@@ -54,7 +54,7 @@ export function asTempFail(err: unknown): TempFail {
   if (err instanceof TempFail) return err;
   if (err instanceof ConfigError) return new TempFail('the configuration is not valid', '4.3.5', { cause: err });
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new TempFail('the disk is full', '4.3.1', { cause: err });
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return new TempFail('the disk is full', '4.3.1', { cause: err });
   if (typeof code === 'string' && code.startsWith('SQLITE')) {
     return new TempFail('cannot use the pending store', '4.3.0', { cause: err });
   }
