@@ -3,6 +3,7 @@
 // parser, the mail composer or the template engine.
 
 import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressKey, domainOf } from './address.js';
 import { loadConfig, type Config } from './config.js';
@@ -106,6 +107,8 @@ interface Context {
   readonly dtline: string;
   readonly headers: Headers;
   readonly now: number;
+  /** digestOf(env, message): the key that makes holding and delivering idempotent. */
+  readonly digest: string;
 }
 
 /** Runs one delivery to the end and says what happened; throws only TempFail-able errors. */
@@ -117,11 +120,15 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   const { message, rpline, dtline, prepended } = envelopeLines(raw, env);
   const headers = readHeaders(message, config.delivery.header_limit);
   const now = opts.now();
-  const ctx: Context = { config, paths, env, message, rpline, dtline, headers, now };
 
+  const opening = Store.open(paths.db);
+  opening.catch(() => undefined);
+  // Hashed on the main thread while SQLite opens the store on the thread pool: the hash (and
+  // loading node:crypto for it) then costs a delivery almost nothing.
+  const ctx: Context = { config, paths, env, message, rpline, dtline, headers, now, digest: digestOf(env, message) };
   let store: Store;
   try {
-    store = await Store.open(paths.db);
+    store = await opening;
   } catch (err) {
     throw new TempFail('cannot open the pending store', '4.3.0', { cause: err });
   }
@@ -187,17 +194,15 @@ async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
 /** Delivers into a Maildir once per digest: a retry after a crash finds the name it had and the
  * file already there. */
 async function deliverOnce(ctx: Context, store: Store, dir: string): Promise<void> {
-  const digest = digestOf(ctx.env, ctx.message);
-  const claim = await store.claimDelivery(digest, uniqueName(ctx.now), ctx.now);
+  const claim = await store.claimDelivery(ctx.digest, uniqueName(ctx.now), ctx.now);
   if (!claim.fresh && (await hasMessage(dir, claim.name))) return;
-  if (dir !== ctx.config.delivery.maildir) await markFolder(dir);
+  if (dir !== ctx.config.delivery.maildir) markFolder(dir);
   await toMaildir(dir, claim.name, [Buffer.from(ctx.rpline), Buffer.from(ctx.dtline), ctx.message]);
 }
 
-async function markFolder(dir: string): Promise<void> {
-  const { mkdir, writeFile } = await import('node:fs/promises');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(join(dir, 'maildirfolder'), '', { flag: 'a', mode: 0o600 });
+function markFolder(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, 'maildirfolder'), '', { flag: 'a', mode: 0o600 });
 }
 
 async function confirm(ctx: Context, store: Store, heldId: string): Promise<string> {
@@ -229,7 +234,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     suppression({ sender: env.sender, senderKey, own: config.identity.address.toLowerCase(), headers, authservIds: config.challenge.authserv_ids });
   const result = await store.hold(
     {
-      digest: digestOf(env, ctx.message),
+      digest: ctx.digest,
       received: ctx.now,
       sender: env.sender,
       senderKey: senderKey ?? env.sender.toLowerCase(),

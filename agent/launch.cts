@@ -1,15 +1,14 @@
 // What dist/agent/cli.js points at (a symlink made by scripts/postbuild.js). Node runs a main file
 // whose real name ends in .cjs without starting its ES module loader, which alone costs a third of
 // a delivery's budget. Runs the bundled CLI (cli.bundle.cjs) with V8's code cache, so the code the
-// delivery path runs is neither parsed nor compiled again; without a bundle, tsc's main.js.
+// delivery path runs is neither parsed nor compiled again; without a bundle, tsc's main.js. The
+// challenge path (templates, mail composer) is a second bundle, challenge.bundle.cjs, run the same
+// way only when a delivery sends a confirmation request.
 
 import fs = require('node:fs');
 import path = require('node:path');
 import url = require('node:url');
 import vm = require('node:vm');
-
-const bundle = path.join(__dirname, 'cli.bundle.cjs');
-const cache = path.join(__dirname, 'cli.bundle.cache');
 
 type Body = (
   exports: unknown,
@@ -21,10 +20,13 @@ type Body = (
   vouchUrl: string,
 ) => void;
 
-/** Writes the code cache as this process leaves, when it had none or V8 refused it (a new Node or
- * a rebuilt bundle). Only a delivery writes it: its functions are the ones worth caching. Where
- * the package folder is not writable, the next start simply compiles again. */
-function saveOnExit(script: vm.Script): void {
+/** tsc's modules that have a bundle of their own beside them. */
+const BUNDLED: Readonly<Record<string, string>> = { './challenge.js': 'challenge.bundle.cjs' };
+
+/** Writes a bundle's code cache as this process leaves, when it had none or V8 refused it (a new
+ * Node or a rebuilt bundle). Only a delivery writes it: its functions are the ones worth caching.
+ * Where the package folder is not writable, the next start simply compiles again. */
+function saveOnExit(script: vm.Script, cache: string): void {
   process.once('exit', () => {
     try {
       const tmp = `${cache}.${process.pid}.tmp`;
@@ -36,13 +38,15 @@ function saveOnExit(script: vm.Script): void {
   });
 }
 
-function start(): void {
+/** Runs one bundle with its code cache and returns its exports; undefined when it is missing. */
+function run(name: string): unknown {
+  const file = path.join(__dirname, name);
+  const cache = file.replace(/\.cjs$/, '.cache');
   let source: string;
   try {
-    source = fs.readFileSync(bundle, 'utf8');
+    source = fs.readFileSync(file, 'utf8');
   } catch {
-    void import('./main.js');
-    return;
+    return undefined;
   }
   let cachedData: Buffer | undefined;
   try {
@@ -51,12 +55,27 @@ function start(): void {
     cachedData = undefined;
   }
   const wrapped = `(function (exports, require, module, __filename, __dirname, __vouchImport, __vouchUrl) {${source}\n})`;
-  const script = new vm.Script(wrapped, cachedData === undefined ? { filename: bundle } : { filename: bundle, cachedData });
-  if ((cachedData === undefined || script.cachedDataRejected === true) && process.argv.includes('deliver')) saveOnExit(script);
+  const script = new vm.Script(wrapped, cachedData === undefined ? { filename: file } : { filename: file, cachedData });
+  if ((cachedData === undefined || script.cachedDataRejected === true) && process.argv.includes('deliver')) saveOnExit(script, cache);
   const body = script.runInThisContext() as Body;
-  const module = { exports: {} };
-  // import() of tsc's modules (commands, challenge) from here, where relative names resolve.
-  body(module.exports, require, module, bundle, __dirname, (s) => import(s), url.pathToFileURL(bundle).href);
+  const module = { exports: {} as unknown };
+  body(module.exports, require, module, file, __dirname, vouchImport, url.pathToFileURL(file).href);
+  return module.exports;
 }
 
-start();
+/** import() for the bundles: a module with a bundle of its own runs from it, any other is
+ * imported from tsc's output, where relative names resolve. */
+function vouchImport(specifier: string): Promise<unknown> {
+  const name = BUNDLED[specifier];
+  if (name !== undefined) {
+    try {
+      const exports = run(name);
+      if (exports !== undefined) return Promise.resolve(exports);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  return import(specifier);
+}
+
+if (run('cli.bundle.cjs') === undefined) void import('./main.js');

@@ -1,11 +1,14 @@
 // Maildir delivery, in the order that makes it crash-safe: write tmp/UNIQUE, fsync it, link it into
 // new/NAME, remove tmp/UNIQUE, fsync new/. A crash leaves the message whole in new/ or not there.
 
-import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { failpoint } from './failpoint.js';
+
+// Blocking calls throughout: a delivery process has nothing else to do while it writes, and each
+// promise call is a thread-pool round trip (a dozen of them cost more than the writes themselves).
+// The functions stay async so that callers need not care.
 
 let counter = 0;
 
@@ -22,28 +25,29 @@ export function uniqueName(now: number = Date.now(), host: string = hostname()):
   return `${sec}.M${usec}P${process.pid}Q${counter}.${hostPart(host)}`;
 }
 
+function ensureMaildirSync(dir: string): void {
+  for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+}
+
 /** Creates dir/{cur,new,tmp} when missing (mode 0700). */
 export async function ensureMaildir(dir: string): Promise<void> {
-  for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
+  ensureMaildirSync(dir);
+}
+
+/** True when `path` can be seen (a folder we cannot read counts as not there, as before). */
+function exists(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 /** True when a message with this unique name is already in new/ or cur/ (with or without flags). */
 export async function hasMessage(dir: string, name: string): Promise<boolean> {
+  if (exists(join(dir, 'new', name)) || exists(join(dir, 'cur', name))) return true;
   try {
-    await stat(join(dir, 'new', name));
-    return true;
-  } catch {
-    /* not in new/ */
-  }
-  try {
-    await stat(join(dir, 'cur', name));
-    return true;
-  } catch {
-    /* nor in cur/ without flags */
-  }
-  try {
-    const entries = await readdir(join(dir, 'cur'));
-    return entries.some((e) => e.startsWith(`${name}:`) || e.startsWith(`${name}!`));
+    return readdirSync(join(dir, 'cur')).some((e) => e.startsWith(`${name}:`) || e.startsWith(`${name}!`));
   } catch {
     return false;
   }
@@ -52,48 +56,56 @@ export async function hasMessage(dir: string, name: string): Promise<boolean> {
 /** Writes `parts` (concatenated) as one message named `name` into the Maildir `dir`.
  * An existing new/NAME (a retry after a crash past the link) counts as delivered. */
 export async function deliver(dir: string, name: string, parts: readonly Uint8Array[]): Promise<void> {
-  await ensureMaildir(dir);
+  ensureMaildirSync(dir);
   // Every attempt writes a tmp file of its own (a fresh unique name), never tmp/NAME: a retry or a
   // second writer of the same message (an MTA duplicate, fsck finishing a release still in flight)
   // would otherwise truncate a file another process is writing, or one already linked into new/.
   // link() then admits exactly one of them; a failed write leaves nothing behind (a full disk).
   const tmp = join(dir, 'tmp', uniqueName());
   const dest = join(dir, 'new', name);
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
     try {
       for (const p of parts) {
         let off = 0;
-        while (off < p.length) off += (await fh.write(p, off, p.length - off)).bytesWritten;
+        while (off < p.length) off += writeSync(fd, p, off, p.length - off);
       }
       failpoint('maildir:after-tmp-write');
-      await fh.sync();
+      fsyncSync(fd);
       failpoint('maildir:after-fsync');
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
+    removeQuietly(tmp);
     throw err;
   }
   try {
-    await link(tmp, dest);
+    linkSync(tmp, dest);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      await unlink(tmp).catch(() => undefined);
+      removeQuietly(tmp);
       throw err;
     }
   }
   failpoint('maildir:after-link');
-  await unlink(tmp).catch(() => undefined);
-  await syncDir(join(dir, 'new'));
+  removeQuietly(tmp);
+  syncDir(join(dir, 'new'));
 }
 
-async function syncDir(path: string): Promise<void> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
+function removeQuietly(path: string): void {
   try {
-    await fh.sync();
+    unlinkSync(path);
+  } catch {
+    /* already gone, or the folder went away: nothing to clean */
+  }
+}
+
+function syncDir(path: string): void {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }

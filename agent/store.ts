@@ -1,12 +1,35 @@
 // The pending store: held messages (metadata apart from the raw bytes, so lists never read bodies),
 // the whitelist and blacklist, per-day activity counts, and the journals that make delivery and
 // release idempotent. SQLite in WAL mode, schema versioned with PRAGMA user_version.
+// Bodies are stored in rows of at most BODY_CHUNK bytes: sqlite3 copies a bound buffer and SQLite
+// copies it again, so a whole 25 MB message in one row would cost four times its size in memory.
 
 import { Db, finalize, stepRun, type Param } from './db.js';
 import { newId } from './ids.js';
 import { lookupKeys, type Pattern } from './address.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/** The largest piece of a body in one row. */
+export const BODY_CHUNK = 1 << 20;
+
+const BODIES = `
+CREATE TABLE bodies (
+  id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  bytes BLOB NOT NULL,
+  PRIMARY KEY (id, seq)
+);`;
+
+/** From each version to the next, run in the same transaction as the version bump. */
+const MIGRATIONS: Readonly<Record<number, string>> = {
+  // 1 → 2: bodies in pieces (id, seq); every existing body becomes piece 0.
+  1: `
+ALTER TABLE bodies RENAME TO bodies_v1;
+${BODIES}
+INSERT INTO bodies (id, seq, bytes) SELECT id, 0, bytes FROM bodies_v1;
+DROP TABLE bodies_v1;`,
+};
 
 const SCHEMA = `
 CREATE TABLE messages (
@@ -32,10 +55,7 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_state_received ON messages(state, received);
 CREATE INDEX messages_sender_key ON messages(sender_key, state);
-CREATE TABLE bodies (
-  id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
-  bytes BLOB NOT NULL
-);
+${BODIES}
 CREATE TABLE lists (
   key TEXT NOT NULL,
   list TEXT NOT NULL CHECK (list IN ('white', 'black')),
@@ -203,9 +223,13 @@ export class Store {
   static async open(path: string, opts: { readonly busyMs?: number } = {}): Promise<Store> {
     const db = await Db.open(path, opts.busyMs === undefined ? {} : { busyMs: opts.busyMs });
     try {
-      await db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+      // Both queued at once (exec runs alone, so the version is read after the PRAGMAs): one wait.
+      const [, row] = await Promise.all([
+        db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;'),
+        db.get<{ user_version: number }>('PRAGMA user_version'),
+      ]);
       const store = new Store(db);
-      await store.#migrate();
+      await store.#migrate(row?.user_version ?? 0);
       return store;
     } catch (err) {
       await db.close().catch(() => undefined);
@@ -213,13 +237,21 @@ export class Store {
     }
   }
 
-  async #migrate(): Promise<void> {
-    const v = await this.#version();
+  async #migrate(v: number): Promise<void> {
     if (v === SCHEMA_VERSION) return;
     if (v > SCHEMA_VERSION) throw new StoreVersionError(`the store was written by a newer vouch (schema ${v})`);
     await this.db.tx(async () => {
-      if ((await this.#version()) !== 0) return;
-      await this.db.exec(SCHEMA);
+      // Another process may have created or upgraded the store meanwhile.
+      let at = await this.#version();
+      if (at === 0) {
+        await this.db.exec(SCHEMA);
+        at = SCHEMA_VERSION;
+      }
+      for (; at < SCHEMA_VERSION; at++) {
+        const step = MIGRATIONS[at];
+        if (step === undefined) throw new StoreVersionError(`no migration from schema ${at}`);
+        await this.db.exec(step);
+      }
       await this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     });
   }
@@ -317,10 +349,19 @@ export class Store {
         [id, m.digest, m.received, m.sender, m.senderKey, m.recipient, m.fromHeader, m.subject, m.date, m.messageId,
           m.raw.length, m.reason, challenge, note, m.rpline, m.dtline],
       );
-      await this.db.run('INSERT INTO bodies (id, bytes) VALUES (?, ?)', [id, m.raw]);
+      await this.#putBody(id, m.raw);
       await this.count('held', m.received);
       return { id, fresh: true, challenge, note };
     });
+  }
+
+  /** Stores a body in pieces of BODY_CHUNK bytes (views of `raw`, never copies of all of it); an
+   * empty body is one empty piece, so raw() tells it from a missing one. */
+  async #putBody(id: string, raw: Buffer): Promise<void> {
+    let seq = 0;
+    for (let off = 0; off < raw.length || seq === 0; off += BODY_CHUNK) {
+      await this.db.run('INSERT INTO bodies (id, seq, bytes) VALUES (?, ?, ?)', [id, seq++, raw.subarray(off, off + BODY_CHUNK)]);
+    }
   }
 
   async #rateLimited(senderKey: string, rate: RateLimits, now: number): Promise<string | undefined> {
@@ -343,8 +384,11 @@ export class Store {
     return r && toHeld(r);
   }
 
+  /** The stored bytes of a held message, byte for byte, or undefined when there are none. */
   async raw(id: string): Promise<Buffer | undefined> {
-    return (await this.db.get<{ bytes: Buffer }>('SELECT bytes FROM bodies WHERE id = ?', [id]))?.bytes;
+    const rows = await this.db.all<{ bytes: Buffer }>('SELECT bytes FROM bodies WHERE id = ? ORDER BY seq', [id]);
+    if (rows.length <= 1) return rows[0]?.bytes;
+    return Buffer.concat(rows.map((r) => r.bytes));
   }
 
   /** Held messages, newest first; never reads a body. */

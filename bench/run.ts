@@ -125,10 +125,11 @@ async function p1(): Promise<Row> {
   };
 }
 
-/** The sendmail stand-in: takes the message and does nothing with it. */
+/** The sendmail stand-in: takes the message and does nothing with it (the shell execs cat, so the
+ * stand-in is one process, as a real sendmail would be, and not a shell waiting for a second). */
 function sendmailStandIn(): string {
   const path = join(work, 'sendmail');
-  writeFileSync(path, '#!/bin/sh\ncat >/dev/null\n');
+  writeFileSync(path, '#!/bin/sh\nexec cat >/dev/null\n');
   chmodSync(path, 0o755);
   return path;
 }

@@ -7,12 +7,14 @@
 //    loaded straight from its file instead of through `bindings`, which searches a dozen paths;
 //  - compiling that code: launch.cjs runs the bundle with V8's code cache, cli.bundle.cache,
 //    made here by one real delivery in a throwaway home.
-// commands.js (commander and every other command) and challenge.js (templates, mail composer) stay
-// outside the bundle, loaded from tsc's output only by the paths that need them. Without esbuild
-// (an install without dev dependencies) launch.cjs runs tsc's main.js: slower, same behaviour.
+// The challenge path (challenge.ts, its transport, nodemailer's mail composer, the handlebars
+// runtime and the built-in templates precompiled here) is a second bundle, challenge.bundle.cjs, with
+// its own code cache; launch.cjs runs it only when a delivery sends a confirmation request.
+// commands.js (commander and every other command) stays outside, loaded from tsc's output. Without
+// esbuild (an install without dev dependencies) launch.cjs runs tsc's main.js: slower, same behaviour.
 
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -22,12 +24,31 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const out = join(root, 'dist', 'agent');
 const cli = join(out, 'cli.js');
 const launch = join(out, 'launch.cjs');
-const bundleFile = join(out, 'cli.bundle.cjs');
-const cacheFile = join(out, 'cli.bundle.cache');
 const require = createRequire(import.meta.url);
 
-/** Modules imported at run time from tsc's output beside the bundle, never bundled. */
+/** The bundles: entry, output, and the cache launch.cjs reads beside it. */
+const BUNDLES = [
+  { entry: 'main.ts', file: join(out, 'cli.bundle.cjs'), cache: join(out, 'cli.bundle.cache') },
+  { entry: 'challenge.ts', file: join(out, 'challenge.bundle.cjs'), cache: join(out, 'challenge.bundle.cache') },
+];
+
+/** Modules the bundles import at run time through launch.cjs (commands from tsc's output,
+ * challenge from its own bundle), never bundled into another. */
 const OUTSIDE = ['commands', 'challenge'];
+
+/** Packages left to require() at run time: all of nodemailer is only for the smtp transport. */
+const EXTERNAL = ['nodemailer'];
+
+/** Node modules the mail composer imports for what vouch turns off (fetching URLs, DNS, TLS,
+ * compression): required on first use instead of at start, where each costs a compile. */
+const LAZY_BUILTINS = ['http', 'https', 'zlib', 'dns', 'tls'];
+
+/** nodemailer's table of MIME types (2,000 entries, built at load): only attachments need it. */
+const MIME_TYPES = /[\\/]nodemailer[\\/]dist[\\/]esm[\\/]mime-funcs[\\/]mime-types\.js$/;
+
+/** The built-in challenge templates, precompiled with the options challenge.ts compiles them
+ * with. Anything else (a user's templates, other options) is compiled at run time as before. */
+const TEMPLATE_OPTIONS = Object.freeze({ noEscape: true });
 
 function linkCli() {
   if (!existsSync(launch)) throw new Error('postbuild: dist/agent/launch.cjs is missing (run tsc first)');
@@ -39,24 +60,43 @@ function linkCli() {
   renameSync(tmp, cli);
 }
 
-async function bundle() {
-  let esbuild;
-  try {
-    esbuild = await import('esbuild');
-  } catch {
-    console.warn('postbuild: esbuild is not installed; vouch runs unbundled (slower start)');
-    rmSync(bundleFile, { force: true });
-    return false;
-  }
+/** The handlebars the challenge bundle sees: a compile() that returns the template precompiled at
+ * build when the source and options are exactly those of a built-in template, and otherwise loads
+ * the full handlebars compiler (a user's template) the way challenge.ts would have. */
+function handlebarsShim() {
+  const Handlebars = require('handlebars');
+  const dir = join(root, 'templates');
+  const entries = readdirSync(dir)
+    .filter((n) => /^challenge.*\.hbs$/.test(n))
+    .map((n) => {
+      const source = readFileSync(join(dir, n), 'utf8');
+      return `[${JSON.stringify(source)}, ${Handlebars.precompile(source, { ...TEMPLATE_OPTIONS })}]`;
+    });
+  return `import runtime from 'handlebars/runtime';
+const specs = new Map([${entries.join(',\n')}]);
+const options = ${JSON.stringify(JSON.stringify(TEMPLATE_OPTIONS))};
+function compile(source, opts) {
+  const spec = JSON.stringify(opts ?? {}) === options ? specs.get(source) : undefined;
+  if (spec !== undefined) return runtime.create().template(spec);
+  const full = 'handlebars';
+  return require(full).create().compile(source, opts);
+}
+export default { create: () => ({ compile }) };
+`;
+}
+
+async function bundle(esbuild, { entry, file }) {
   // sqlite3's native module, found once here the way `bindings` would find it at every start.
   const sqliteDir = dirname(require.resolve('sqlite3/package.json'));
   const native = require('bindings')({ bindings: 'node_sqlite3.node', path: true, module_root: sqliteDir });
   const nativeRel = `./${relative(out, native)}`;
   const outside = new RegExp(`\\bimport\\((['"])\\./(${OUTSIDE.join('|')})\\.js\\1\\)`, 'g');
+  const external = new RegExp(`\\bimport\\((['"])(${EXTERNAL.join('|')})\\1\\)`, 'g');
+  const lazy = new RegExp(`^(node:)?(${LAZY_BUILTINS.join('|')})$`);
 
-  const tmp = `${bundleFile}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.tmp`;
   await esbuild.build({
-    entryPoints: [join(root, 'agent', 'main.ts')],
+    entryPoints: [join(root, 'agent', entry)],
     outfile: tmp,
     bundle: true,
     platform: 'node',
@@ -71,13 +111,38 @@ async function bundle() {
         name: 'vouch',
         setup(build) {
           // import() inside a vm.Script needs a flag; launch.cjs passes one that works instead.
-          // Node's own modules come through require, which needs no ES module loader.
+          // Node's own modules and the external packages come through require, which needs no
+          // ES module loader.
           build.onLoad({ filter: /[\\/]agent[\\/][^\\/]+\.ts$/ }, (args) => ({
             contents: readFileSync(args.path, 'utf8')
               .replace(outside, (_m, q, name) => `__vouchImport(${q}./${name}.js${q})`)
+              .replace(external, (_m, q, name) => `Promise.resolve(require(${q}${name}${q}))`)
               .replace(/\bimport\((['"])(node:[a-z/_]+)\1\)/g, (_m, q, name) => `Promise.resolve(require(${q}${name}${q}))`),
             loader: 'ts',
           }));
+          build.onResolve({ filter: new RegExp(`^(${EXTERNAL.join('|')})$`) }, (args) => ({ path: args.path, external: true }));
+          build.onResolve({ filter: /^handlebars$/ }, () => ({ path: 'handlebars', namespace: 'vouch-handlebars' }));
+          build.onLoad({ filter: /.*/, namespace: 'vouch-handlebars' }, () => ({ contents: handlebarsShim(), loader: 'js', resolveDir: root }));
+          build.onResolve({ filter: lazy }, (args) => (args.namespace === 'vouch-lazy' ? undefined : { path: args.path.replace(/^node:/, ''), namespace: 'vouch-lazy' }));
+          build.onLoad({ filter: /.*/, namespace: 'vouch-lazy' }, (args) => ({
+            contents: `const id = ${JSON.stringify(`node:${args.path}`)};
+let mod;
+module.exports = new Proxy({}, { get: (_t, key) => (mod ??= require(id))[key], has: (_t, key) => key in (mod ??= require(id)) });`,
+            loader: 'js',
+          }));
+          // The table itself is bundled as it is, but evaluated on first use (a require() of an ES
+          // module makes esbuild wrap it in a lazy initialiser).
+          build.onLoad({ filter: MIME_TYPES }, (args) =>
+            args.suffix === '?table'
+              ? undefined
+              : {
+                  contents: `const table = () => require(${JSON.stringify(`${args.path}?table`)});
+export const detectMimeType = (name) => table().detectMimeType(name);
+export const detectExtension = (type) => table().detectExtension(type);`,
+                  loader: 'js',
+                },
+          );
+          build.onResolve({ filter: /\?table$/ }, (args) => ({ path: args.path.slice(0, -'?table'.length), suffix: '?table' }));
           build.onLoad({ filter: /[\\/]sqlite3[\\/]lib[\\/]sqlite3-binding\.js$/ }, () => ({
             // Names in variables: esbuild leaves both requires to run time. The second is sqlite3's
             // own lookup, for a tree moved after the build.
@@ -90,33 +155,49 @@ try { module.exports = require(native); } catch { module.exports = require(own);
     ],
   });
   const text = readFileSync(tmp, 'utf8');
-  if (/\bimport\(/.test(text.replace(/__vouchImport\(/g, ''))) throw new Error('postbuild: an import() is left in the bundle');
-  renameSync(tmp, bundleFile);
+  if (/\bimport\(/.test(text.replace(/__vouchImport\(/g, ''))) throw new Error(`postbuild: an import() is left in ${entry}'s bundle`);
+  renameSync(tmp, file);
+}
+
+async function bundleAll() {
+  let esbuild;
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    console.warn('postbuild: esbuild is not installed; vouch runs unbundled (slower start)');
+    for (const b of BUNDLES) rmSync(b.file, { force: true });
+    return false;
+  }
+  for (const b of BUNDLES) await bundle(esbuild, b);
   return true;
 }
 
-/** One whitelisted delivery in a throwaway home, which writes the code cache as it exits. */
+/** One whitelisted delivery and one challenged in a throwaway home (the confirmation request goes
+ * to a sendmail stand-in that reads and drops it): each writes its bundle's code cache as it exits. */
 function train() {
-  rmSync(cacheFile, { force: true });
+  for (const b of BUNDLES) rmSync(b.cache, { force: true });
   const base = mkdtempSync(join(tmpdir(), 'vouch-build-'));
   try {
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', VOUCH_HOME: join(base, 'vouch'), HOME: base, USER: 'build' };
     const run = (args, input, extra = {}) => spawnSync(process.execPath, [cli, ...args], { env: { ...env, ...extra }, input, encoding: 'utf8' });
-    const steps = [
-      run(['init', '--address', 'build@example.org'], ''),
-      run(['whitelist', 'add', 'friend@example.org'], ''),
-      run(['deliver'], 'From: friend@example.org\nSubject: build\n\nHello.\n', {
-        SENDER: 'friend@example.org',
+    const deliver = (sender) =>
+      run(['deliver'], `From: ${sender}\nSubject: build\nMessage-ID: <build@example.org>\n\nHello.\n`, {
+        SENDER: sender,
         RECIPIENT: 'build@example.org',
         LOCAL: 'build',
         HOST: 'example.org',
         EXT: '',
         DTLINE: 'Delivered-To: build@example.org\n',
-        RPLINE: 'Return-Path: <friend@example.org>\n',
-      }),
-    ];
+        RPLINE: `Return-Path: <${sender}>\n`,
+      });
+    const sendmail = join(base, 'sendmail');
+    writeFileSync(sendmail, '#!/bin/sh\ncat >/dev/null\n', { mode: 0o755 });
+    const steps = [run(['init', '--address', 'build@example.org'], '')];
+    const config = join(base, 'vouch', 'config.toml');
+    writeFileSync(config, readFileSync(config, 'utf8').replace(/^sendmail = .*$/m, `sendmail = ${JSON.stringify(sendmail)}`));
+    steps.push(run(['whitelist', 'add', 'friend@example.org'], ''), deliver('friend@example.org'), deliver('stranger@example.net'));
     const failed = steps.find((r) => r.status !== 0 && r.status !== 99);
-    if (failed || !existsSync(cacheFile)) {
+    if (failed || BUNDLES.some((b) => !existsSync(b.cache))) {
       console.warn(`postbuild: no code cache (${(failed?.stdout ?? '') + (failed?.stderr ?? '') || 'not written'}); vouch starts slower`.trim());
     }
   } finally {
@@ -125,4 +206,4 @@ function train() {
 }
 
 linkCli();
-if (await bundle()) train();
+if (await bundleAll()) train();
