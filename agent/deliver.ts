@@ -94,6 +94,7 @@ export function senderCandidates(sender: string, from: string | undefined): stri
   return [...out];
 }
 
+/** The key that makes holding and delivering idempotent: SHA-256 of sender, recipient and bytes. */
 export function digestOf(env: Envelope, message: Buffer): string {
   return createHash('sha256').update(`${env.sender}\0${env.recipient}\0`).update(message).digest('hex');
 }
@@ -107,7 +108,7 @@ interface Context {
   readonly dtline: string;
   readonly headers: Headers;
   readonly now: number;
-  /** digestOf(env, message): the key that makes holding and delivering idempotent. */
+  /** digestOf(env, message). */
   readonly digest: string;
 }
 
@@ -123,8 +124,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
 
   const opening = Store.open(paths.db);
   opening.catch(() => undefined);
-  // Hashed on the main thread while SQLite opens the store on the thread pool: the hash (and
-  // loading node:crypto for it) then costs a delivery almost nothing.
+  // Hashed (and node:crypto loaded, on first use) while SQLite opens the file on the thread pool.
   const ctx: Context = { config, paths, env, message, rpline, dtline, headers, now, digest: digestOf(env, message) };
   let store: Store;
   try {

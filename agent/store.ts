@@ -21,14 +21,24 @@ CREATE TABLE bodies (
   PRIMARY KEY (id, seq)
 );`;
 
+// A direct delivery is counted by the statement that claims it (claimDelivery), not by a second
+// statement: one write, one commit, one fsync.
+const DELIVERED = `
+CREATE TRIGGER deliveries_count AFTER INSERT ON deliveries BEGIN
+  INSERT INTO events (day, kind, n) VALUES (date(NEW.at / 1000, 'unixepoch'), 'delivered', 1)
+    ON CONFLICT (day, kind) DO UPDATE SET n = n + 1;
+END;`;
+
 /** From each version to the next, run in the same transaction as the version bump. */
 const MIGRATIONS: Readonly<Record<number, string>> = {
-  // 1 → 2: bodies in pieces (id, seq); every existing body becomes piece 0.
+  // 1 → 2: bodies in pieces (id, seq), every existing body becoming piece 0; deliveries counted by
+  // a trigger.
   1: `
 ALTER TABLE bodies RENAME TO bodies_v1;
 ${BODIES}
 INSERT INTO bodies (id, seq, bytes) SELECT id, 0, bytes FROM bodies_v1;
-DROP TABLE bodies_v1;`,
+DROP TABLE bodies_v1;
+${DELIVERED}`,
 };
 
 const SCHEMA = `
@@ -75,6 +85,7 @@ CREATE TABLE events (
   n INTEGER NOT NULL,
   PRIMARY KEY (day, kind)
 ) WITHOUT ROWID;
+${DELIVERED}
 CREATE TABLE challenges (
   id INTEGER PRIMARY KEY,
   sender_key TEXT NOT NULL,
@@ -365,17 +376,17 @@ export class Store {
   }
 
   async #rateLimited(senderKey: string, rate: RateLimits, now: number): Promise<string | undefined> {
-    const one = (sql: string, params: Param[]) => this.db.get<{ n: number }>(sql, params).then((r) => r?.n ?? 0);
-    if ((await one('SELECT count(*) AS n FROM challenges WHERE sender_key = ? AND sent > ?', [senderKey, now - rate.window])) > 0) {
-      return 'sender already challenged recently';
-    }
+    // One query for the three limits: the write lock is held meanwhile, so every round trip counts.
     const hour = now - 3_600_000;
-    if ((await one('SELECT count(*) AS n FROM challenges WHERE domain = ? AND sent > ?', [rate.domain, hour])) >= rate.perDomainHourly) {
-      return 'hourly cap for the sender domain';
-    }
-    if ((await one('SELECT count(*) AS n FROM challenges WHERE sent > ?', [hour])) >= rate.globalHourly) {
-      return 'global hourly cap';
-    }
+    const n = await this.db.get<{ sender: number; domain: number; all: number }>(
+      `SELECT (SELECT count(*) FROM challenges WHERE sender_key = ? AND sent > ?) AS sender,
+              (SELECT count(*) FROM challenges WHERE domain = ? AND sent > ?) AS domain,
+              (SELECT count(*) FROM challenges WHERE sent > ?) AS "all"`,
+      [senderKey, now - rate.window, rate.domain, hour, hour],
+    );
+    if ((n?.sender ?? 0) > 0) return 'sender already challenged recently';
+    if ((n?.domain ?? 0) >= rate.perDomainHourly) return 'hourly cap for the sender domain';
+    if ((n?.all ?? 0) >= rate.globalHourly) return 'global hourly cap';
     return undefined;
   }
 
@@ -512,15 +523,18 @@ export class Store {
 
   // ---- direct deliveries (idempotent across MTA retries)
 
-  /** The Maildir name fixed for this delivery digest: the earlier one on a retry, else a new one. */
+  /** The Maildir name fixed for this delivery digest: the earlier one on a retry, else a new one.
+   * One statement, committed before it answers: it inserts the claim (and the trigger counts it),
+   * or on a retry touches the row it finds and returns that row's name. */
   async claimDelivery(digest: string, name: string, now: number): Promise<{ name: string; fresh: boolean }> {
-    return this.db.tx(async () => {
-      const seen = await this.db.get<{ name: string }>('SELECT name FROM deliveries WHERE digest = ?', [digest]);
-      if (seen) return { name: seen.name, fresh: false };
-      await this.db.run('INSERT INTO deliveries (digest, name, at) VALUES (?, ?, ?)', [digest, name, now]);
-      await this.count('delivered', now);
-      return { name, fresh: true };
-    });
+    // all(), not get(): it steps the statement to its end, so the commit happens before the answer.
+    const [row] = await this.db.all<{ name: string }>(
+      `INSERT INTO deliveries (digest, name, at) VALUES (?, ?, ?)
+         ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest RETURNING name`,
+      [digest, name, now],
+    );
+    if (row === undefined) throw new Error('claimDelivery: no row returned');
+    return { name: row.name, fresh: row.name === name };
   }
 
   // ---- activity

@@ -39,9 +39,25 @@ const OUTSIDE = ['commands', 'challenge'];
 /** Packages left to require() at run time: all of nodemailer is only for the smtp transport. */
 const EXTERNAL = ['nodemailer'];
 
-/** Node modules the mail composer imports for what vouch turns off (fetching URLs, DNS, TLS,
- * compression): required on first use instead of at start, where each costs a compile. */
+/** Node modules required on first use instead of at start, where each costs a compile: what the
+ * mail composer imports for what vouch turns off (fetching URLs, DNS, TLS, compression). */
 const LAZY_BUILTINS = ['http', 'https', 'zlib', 'dns', 'tls'];
+
+/** A stand-in for a Node module that requires it on first use: its default export and each of its
+ * functions (classes too) by name. A name it lacks fails the build, as it should. */
+function lazyModule(name) {
+  const id = `node:${name}`;
+  const real = require(id);
+  const wrappers = Object.keys(real)
+    .filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && typeof real[k] === 'function')
+    .map((k) => `export function ${k}(...args) { return new.target ? Reflect.construct(load().${k}, args, new.target) : load().${k}(...args); }`);
+  return `const id = ${JSON.stringify(id)};
+let mod;
+const load = () => (mod ??= require(id));
+export default new Proxy({}, { get: (_t, key) => load()[key], has: (_t, key) => key in load() });
+${wrappers.join('\n')}
+`;
+}
 
 /** nodemailer's table of MIME types (2,000 entries, built at load): only attachments need it. */
 const MIME_TYPES = /[\\/]nodemailer[\\/]dist[\\/]esm[\\/]mime-funcs[\\/]mime-types\.js$/;
@@ -124,12 +140,7 @@ async function bundle(esbuild, { entry, file }) {
           build.onResolve({ filter: /^handlebars$/ }, () => ({ path: 'handlebars', namespace: 'vouch-handlebars' }));
           build.onLoad({ filter: /.*/, namespace: 'vouch-handlebars' }, () => ({ contents: handlebarsShim(), loader: 'js', resolveDir: root }));
           build.onResolve({ filter: lazy }, (args) => (args.namespace === 'vouch-lazy' ? undefined : { path: args.path.replace(/^node:/, ''), namespace: 'vouch-lazy' }));
-          build.onLoad({ filter: /.*/, namespace: 'vouch-lazy' }, (args) => ({
-            contents: `const id = ${JSON.stringify(`node:${args.path}`)};
-let mod;
-module.exports = new Proxy({}, { get: (_t, key) => (mod ??= require(id))[key], has: (_t, key) => key in (mod ??= require(id)) });`,
-            loader: 'js',
-          }));
+          build.onLoad({ filter: /.*/, namespace: 'vouch-lazy' }, (args) => ({ contents: lazyModule(args.path), loader: 'js' }));
           // The table itself is bundled as it is, but evaluated on first use (a require() of an ES
           // module makes esbuild wrap it in a lazy initialiser).
           build.onLoad({ filter: MIME_TYPES }, (args) =>

@@ -1,5 +1,6 @@
 // Message bodies in the store: kept in pieces of at most BODY_CHUNK bytes (so holding a big message
-// never copies all of it at once), read back byte for byte, and a version 1 store upgraded in place.
+// never copies all of it at once), read back byte for byte; the one-statement delivery claim; and a
+// version 1 store upgraded in place.
 
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -91,6 +92,10 @@ test('a version 1 store is upgraded on open: its bodies survive byte for byte an
   t.deepEqual(await pieces(store, id), [BODY_CHUNK, 5]);
   await store.delete(['old1'], Date.now());
   t.is(await store.raw('old1'), undefined);
+  // Deliveries are counted by the trigger the upgrade adds.
+  const at = Date.UTC(2026, 10, 23, 23, 59);
+  await store.claimDelivery('dig', 'name1', at);
+  t.deepEqual((await store.activity('2026-11-23')).filter((e) => e.kind === 'delivered'), [{ day: '2026-11-23', kind: 'delivered', n: 1 }]);
   await store.close();
   // A second open finds the current version and changes nothing.
   const again = await Store.open(path);
@@ -115,6 +120,19 @@ test('a held message of several pieces is released into the Maildir byte for byt
   t.is(files.length, 1);
   const expected = Buffer.concat([Buffer.from('Return-Path: <carol@example.net>\nDelivered-To: alice@example.org\n'), msg]);
   t.true(files[0]?.bytes.equals(expected));
+});
+
+test('a delivery claim fixes one name: a retry gets it back and is not counted again', async (t) => {
+  const store = await Store.open(dbPath());
+  const at = Date.UTC(2026, 10, 23, 0, 0, 1);
+  t.deepEqual(await store.claimDelivery('d1', 'first', at), { name: 'first', fresh: true });
+  t.deepEqual(await store.claimDelivery('d1', 'second', at + 1000), { name: 'first', fresh: false });
+  t.deepEqual(await store.claimDelivery('d2', 'third', at + 86_400_000), { name: 'third', fresh: true });
+  t.deepEqual(await store.activity('2026-11-01'), [
+    { day: '2026-11-23', kind: 'delivered', n: 1 },
+    { day: '2026-11-24', kind: 'delivered', n: 1 },
+  ]);
+  await store.close();
 });
 
 /** The schema of version 1, as vouch 0.1 wrote it (one row per body). */
