@@ -5,7 +5,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../agent/store.js';
 import { makeHome, qmailEnv, ROOT, setConfig, vouch, type TestHome } from '../test/helpers.js';
@@ -413,6 +413,8 @@ async function main(): Promise<void> {
   ];
   const rows: Row[] = [];
   const started = Date.now();
+  // The machine's load before and after: figures taken while others use the cores are noisier.
+  const load = { before: loadavg().map((x) => Number(x.toFixed(2))), after: [] as number[] };
   try {
     for (const [id, fn] of measures) {
       if (only.size > 0 && !only.has(id)) continue;
@@ -429,13 +431,16 @@ async function main(): Promise<void> {
     for (const h of homes) rmSync(h, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   }
+  load.after = loadavg().map((x) => Number(x.toFixed(2)));
   const text = table(rows);
   console.log(text);
+  console.log(`\nload average (1, 5, 15 min) before ${load.before.join(' ')}, after ${load.after.join(' ')}; Node ${process.version}, ${CORES} cores`);
   for (const r of rows) if (r.data['error']) console.log(`\n${r.id}: ${String(r.data['error'])}`);
   const out = join(ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const result = { when: new Date().toISOString(), node: process.version, cores: CORES, seconds: (Date.now() - started) / 1000, table: text, rows };
+  const environment = 'each run spawned with only PATH, VOUCH_HOME, HOME, USER and the qmail-local delivery variables (no NODE_* variables)';
+  const result = { when: new Date().toISOString(), node: process.version, cores: CORES, load, environment, seconds: (Date.now() - started) / 1000, table: text, rows };
   writeFileSync(join(out, `${stamp}.json`), `${JSON.stringify(result, null, 2)}\n`);
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`\nfigures in bench/results/${stamp}.json (${((Date.now() - started) / 1000).toFixed(0)} s)`);
