@@ -17,7 +17,7 @@ type Body = (
   filename: string,
   dirname: string,
   vouchImport: (specifier: string) => Promise<unknown>,
-  vouchUrl: string,
+  vouchMeta: { readonly url: string },
 ) => void;
 
 /** tsc's modules that have a bundle of their own beside them. */
@@ -54,12 +54,19 @@ function run(name: string): unknown {
   } catch {
     cachedData = undefined;
   }
-  const wrapped = `(function (exports, require, module, __filename, __dirname, __vouchImport, __vouchUrl) {${source}\n})`;
+  const wrapped = `(function (exports, require, module, __filename, __dirname, __vouchImport, __vouchMeta) {${source}\n})`;
   const script = new vm.Script(wrapped, cachedData === undefined ? { filename: file } : { filename: file, cachedData });
   if ((cachedData === undefined || script.cachedDataRejected === true) && process.argv.includes('deliver')) saveOnExit(script, cache);
   const body = script.runInThisContext() as Body;
   const module = { exports: {} as unknown };
-  body(module.exports, require, module, file, __dirname, vouchImport, url.pathToFileURL(file).href);
+  // import.meta.url, made only if asked for (home.ts finds the package root from it; a delivery
+  // rarely needs it, and the URL parser's first use is not free).
+  const meta = {
+    get url(): string {
+      return url.pathToFileURL(file).href;
+    },
+  };
+  body(module.exports, require, module, file, __dirname, vouchImport, meta);
   return module.exports;
 }
 

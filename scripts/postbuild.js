@@ -120,8 +120,9 @@ async function bundle(esbuild, { entry, file }) {
     target: 'node20',
     legalComments: 'none',
     logLevel: 'warning',
-    // launch.cjs passes the bundle's file URL (home.ts finds the package root from it).
-    define: { 'import.meta.url': '__vouchUrl' },
+    // launch.cjs passes an object whose url is the bundle's file URL (home.ts finds the package
+    // root from it).
+    define: { 'import.meta.url': '__vouchMeta.url' },
     plugins: [
       {
         name: 'vouch',
