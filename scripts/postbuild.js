@@ -59,6 +59,18 @@ ${wrappers.join('\n')}
 `;
 }
 
+/** node:fs/promises as the challenge bundle sees it: the same functions made of blocking calls.
+ * A delivery has nothing else to do while it reads a template, and node:fs/promises costs a load
+ * of its own (streams, readline) and a thread-pool round trip for each open, stat, read and close.
+ * Results and errors (err.code) are those of the promise API; a name not listed fails the build. */
+const FS_PROMISES_SYNC = `import * as fs from 'node:fs';
+const blocking = (fn) => (...args) => new Promise((resolve) => resolve(fn(...args)));
+export const readFile = blocking(fs.readFileSync);
+export const writeFile = blocking(fs.writeFileSync);
+export const mkdir = blocking(fs.mkdirSync);
+export const rename = blocking(fs.renameSync);
+`;
+
 /** nodemailer's table of MIME types (2,000 entries, built at load): only attachments need it. */
 const MIME_TYPES = /[\\/]nodemailer[\\/]dist[\\/]esm[\\/]mime-funcs[\\/]mime-types\.js$/;
 
@@ -139,6 +151,10 @@ async function bundle(esbuild, { entry, file }) {
           }));
           build.onResolve({ filter: new RegExp(`^(${EXTERNAL.join('|')})$`) }, (args) => ({ path: args.path, external: true }));
           build.onResolve({ filter: /^handlebars$/ }, () => ({ path: 'handlebars', namespace: 'vouch-handlebars' }));
+          if (entry === 'challenge.ts') {
+            build.onResolve({ filter: /^node:fs\/promises$/ }, () => ({ path: 'fs/promises', namespace: 'vouch-fs-sync' }));
+            build.onLoad({ filter: /.*/, namespace: 'vouch-fs-sync' }, () => ({ contents: FS_PROMISES_SYNC, loader: 'js' }));
+          }
           build.onLoad({ filter: /.*/, namespace: 'vouch-handlebars' }, () => ({ contents: handlebarsShim(), loader: 'js', resolveDir: root }));
           build.onResolve({ filter: lazy }, (args) => (args.namespace === 'vouch-lazy' ? undefined : { path: args.path.replace(/^node:/, ''), namespace: 'vouch-lazy' }));
           build.onLoad({ filter: /.*/, namespace: 'vouch-lazy' }, (args) => ({ contents: lazyModule(args.path), loader: 'js' }));

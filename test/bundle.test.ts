@@ -5,7 +5,7 @@
 
 import test from 'ava';
 import { once } from 'node:events';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,23 @@ test('vouch deliver sends a challenge over SMTP from the bundle (nodemailer requ
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+});
+
+test('vouch deliver writes a challenge with the file transport and reads a user template from the bundle', async (t) => {
+  const h = await makeHome({ config: { send: { transport: 'file' } } });
+  mkdirSync(join(h.dir, 'templates'), { recursive: true });
+  writeFileSync(join(h.dir, 'templates', 'challenge.hbs'), 'Reply to {{confirm}} please.\n');
+  const r = await deliverQmail(h, 'dave@example.net', message({ from: 'dave@example.net', subject: 'Hi' }));
+  t.is(r.code, 99, r.stdout);
+  t.regex(r.stdout, /challenge sent/);
+  const outbox = join(h.dir, 'outbox');
+  const names = readdirSync(outbox).sort();
+  t.is(names.filter((n) => n.endsWith('.eml')).length, 1);
+  t.is(names.filter((n) => n.endsWith('.envelope.json')).length, 1);
+  t.false(names.some((n) => n.endsWith('.tmp')));
+  const eml = readFileSync(join(outbox, names.find((n) => n.endsWith('.eml')) ?? ''), 'utf8');
+  t.regex(eml, /^Reply to alice-confirm-[a-z0-9.-]+@example\.org please\.$/m);
+  t.regex(eml, /^Subject: Please confirm your message: Hi$/m);
 });
 
 test('without its code caches the CLI still delivers and challenges, and writes the caches for the next start', async (t) => {
