@@ -79,13 +79,15 @@ export async function inventory(db: string, maildir: string): Promise<Inventory>
   const tmp = list(join(maildir, 'tmp'));
   const store = await Store.open(db);
   try {
-    const raw = await store.db.all<{ id: string; state: string; message_id: string; maildir_name: string | null; bytes: Buffer | null }>(
-      'SELECT m.id, m.state, m.message_id, m.maildir_name, b.bytes FROM messages m LEFT JOIN bodies b ON b.id = m.id',
+    const raw = await store.db.all<{ id: string; state: string; message_id: string; maildir_name: string | null }>(
+      'SELECT id, state, message_id, maildir_name FROM messages',
     );
     const rows = new Map<string, StoredRow[]>();
     for (const r of raw) {
       const sid = /^<([^@>\s]+)@/.exec(r.message_id)?.[1] ?? `?${r.id}`;
-      rows.set(sid, [...(rows.get(sid) ?? []), { id: r.id, state: r.state, body: r.bytes, maildirName: r.maildir_name }]);
+      // Bodies through the store itself: it keeps them in pieces and reassembles them.
+      const body = (await store.raw(r.id)) ?? null;
+      rows.set(sid, [...(rows.get(sid) ?? []), { id: r.id, state: r.state, body, maildirName: r.maildir_name }]);
     }
     const integrity = await store.integrityCheck();
     const confirmsUsed = new Set((await store.db.all<{ id: string }>('SELECT id FROM confirms')).map((r) => r.id));
