@@ -5,10 +5,10 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addressKey, domainOf } from './address.js';
+import { addressKey, domainOf, parsePattern } from './address.js';
 import { loadConfig, type Config } from './config.js';
 import { decide, type TagFact, type Verdict } from './decide.js';
-import { readEnvelope, type Envelope } from './envelope.js';
+import { detectMta, readEnvelope, type Envelope } from './envelope.js';
 import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from './failure.js';
 import { failpoint } from './failpoint.js';
 import { cleanText, firstAddress, readHeaders, type Headers } from './header.js';
@@ -17,7 +17,7 @@ import { deliver as toMaildir, hasMessage, uniqueName } from './maildir.js';
 import { readInput, writeLine } from './stdio.js';
 import { release } from './release.js';
 import { Store } from './store.js';
-import { suppression } from './suppress.js';
+import { isAutoSubmitted, suppression } from './suppress.js';
 
 export interface DeliverOptions {
   readonly home: string | undefined;
@@ -32,13 +32,6 @@ export interface DeliverOptions {
 export interface Report {
   readonly outcome: Outcome;
   readonly line: string;
-}
-
-/** Reads the whole message from a stream into one buffer, byte for byte. */
-export async function readAll(input: AsyncIterable<Buffer | string>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of input) chunks.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : c);
-  return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks);
 }
 
 /** A sender as it may appear in a log line: printable, short. */
@@ -160,8 +153,7 @@ async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
     if (ok === false) return { kind: 'confirm', heldId: undefined };
     // A person's reply never has the null sender or Auto-Submitted; a vacation program answering
     // the challenge must not vouch for a (possibly forged) sender.
-    const auto = ctx.headers.get('auto-submitted');
-    if (ctx.env.sender === '' || (auto !== undefined && auto.split(';')[0]?.trim().toLowerCase() !== 'no')) {
+    if (ctx.env.sender === '' || isAutoSubmitted(ctx.headers)) {
       return { kind: 'confirm', heldId: undefined, refused: 'automatic reply' };
     }
     return { kind: 'confirm', heldId: (await store.confirmUsable(tag.id)) ? tag.id : undefined };
@@ -210,7 +202,6 @@ async function confirm(ctx: Context, store: Store, heldId: string): Promise<stri
   if (!held) return `dropped: unknown confirmation ${shown(ctx.env.sender)}`;
   // Whitelist and release first, mark the confirm used last: a crash anywhere before leaves the
   // confirm usable, and the retry completes the same steps (each is idempotent).
-  const { parsePattern } = await import('./address.js');
   try {
     await store.addPatterns('white', [parsePattern(held.senderKey)], ctx.now);
   } catch (err) {
@@ -278,7 +269,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
 
 /** The process entry for `vouch deliver`: never lets an error escape as exit 1. */
 export async function main(opts: DeliverOptions): Promise<never> {
-  const mta: Mta = opts.mta ?? (await import('./envelope.js')).detectMta(opts.env) ?? 'qmail';
+  const mta: Mta = opts.mta ?? detectMta(opts.env) ?? 'qmail';
   const fail = (err: unknown): never => {
     const t = asTempFail(err);
     if (opts.env['VOUCH_DEBUG']) process.stderr.write(`${String((err as Error)?.stack ?? err)}\n`);

@@ -27,6 +27,12 @@ const LIST_HEADERS = /^(list-[a-z-]+|mailing-list|x-mailing-list|x-list|x-loop|x
 
 type Rule = (f: SuppressFacts) => string | undefined;
 
+/** RFC 3834: any Auto-Submitted value but `no` marks mail a program wrote, not a person. */
+export function isAutoSubmitted(headers: Headers): boolean {
+  const v = headers.get('auto-submitted');
+  return v !== undefined && v.split(';')[0]?.trim().toLowerCase() !== 'no';
+}
+
 /** The rules, first match wins; each returns the reason shown to the user. */
 export const RULES: readonly Rule[] = [
   (f) => (f.sender === '' || f.sender === '<>' ? 'null sender' : undefined),
@@ -36,10 +42,7 @@ export const RULES: readonly Rule[] = [
     return MACHINE_LOCALS.has(local) || MACHINE_SHAPES.some((r) => r.test(local)) ? 'automatic sender address' : undefined;
   },
   (f) => (f.senderKey === f.own ? 'your own address as sender' : undefined),
-  (f) => {
-    const v = f.headers.get('auto-submitted');
-    return v !== undefined && v.split(';')[0]?.trim().toLowerCase() !== 'no' ? 'Auto-Submitted' : undefined;
-  },
+  (f) => (isAutoSubmitted(f.headers) ? 'Auto-Submitted' : undefined),
   (f) => {
     const v = f.headers.get('precedence')?.trim().toLowerCase();
     return v === 'bulk' || v === 'junk' || v === 'list' ? `Precedence: ${v}` : undefined;
