@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { HoldInput } from '../agent/store.js';
 
 /** The repository root (tests run from dist/test/). */
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
@@ -149,4 +150,26 @@ export async function pendingList(home: TestHome): Promise<{ id: string; sender:
   const r = await vouch(['pending', 'list', '--json'], { env: home.env });
   if (r.code !== 0) throw new Error(`pending list failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { id: string; sender: string; subject: string; reason: string; challenge: string; challenge_note: string }[];
+}
+
+/** A held message for store tests: bob to alice, unknown sender, challenge suppressed. */
+export function holdInput(over: Partial<HoldInput> = {}): HoldInput {
+  return {
+    digest: 'd1',
+    received: Date.UTC(2026, 10, 23, 10),
+    sender: 'bob@example.com',
+    senderKey: 'bob@example.com',
+    recipient: 'alice@example.org',
+    fromHeader: 'Bob <bob@example.com>',
+    subject: 'Hello',
+    date: '',
+    messageId: '<1@example.com>',
+    reason: 'unknown sender',
+    challenge: 'suppressed',
+    challengeNote: 'test',
+    rpline: 'Return-Path: <bob@example.com>\n',
+    dtline: 'Delivered-To: alice@example.org\n',
+    raw: Buffer.from('Subject: Hello\n\nbody\0\r'),
+    ...over,
+  };
 }

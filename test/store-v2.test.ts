@@ -8,30 +8,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Db } from '../agent/db.js';
-import { BODY_CHUNK, SCHEMA_VERSION, Store, type HoldInput } from '../agent/store.js';
-import { deliverQmail, makeHome, maildirFiles, pendingList, vouch } from './helpers.js';
+import { BODY_CHUNK, SCHEMA_VERSION, Store } from '../agent/store.js';
+import { deliverQmail, holdInput, makeHome, maildirFiles, pendingList, vouch } from './helpers.js';
 
 const dbPath = () => join(mkdtempSync(join(tmpdir(), 'vouch-bodies-')), 'vouch.db');
 
-function input(raw: Buffer, digest = 'd1'): HoldInput {
-  return {
-    digest,
-    received: Date.UTC(2026, 10, 23, 10),
-    sender: 'bob@example.com',
-    senderKey: 'bob@example.com',
-    recipient: 'alice@example.org',
-    fromHeader: 'Bob <bob@example.com>',
-    subject: 'Hello',
-    date: '',
-    messageId: '<1@example.com>',
-    reason: 'unknown sender',
-    challenge: 'suppressed',
-    challengeNote: 'test',
-    rpline: 'Return-Path: <bob@example.com>\n',
-    dtline: 'Delivered-To: alice@example.org\n',
-    raw,
-  };
-}
+const input = (raw: Buffer, digest = 'd1') => holdInput({ raw, digest });
 
 async function pieces(store: Store, id: string): Promise<number[]> {
   const rows = await store.db.all<{ n: number }>('SELECT length(bytes) AS n FROM bodies WHERE id = ? ORDER BY seq', [id]);

@@ -3,30 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePattern } from '../agent/address.js';
-import { Store, SCHEMA_VERSION, type HoldInput } from '../agent/store.js';
+import { Store, SCHEMA_VERSION } from '../agent/store.js';
+import { holdInput } from './helpers.js';
 
 const dbPath = () => join(mkdtempSync(join(tmpdir(), 'vouch-store-')), 'vouch.db');
 
-function input(over: Partial<HoldInput> = {}): HoldInput {
-  return {
-    digest: 'd1',
-    received: Date.UTC(2026, 10, 23, 10),
-    sender: 'bob@example.com',
-    senderKey: 'bob@example.com',
-    recipient: 'alice@example.org',
-    fromHeader: 'Bob <bob@example.com>',
-    subject: 'Hello',
-    date: '',
-    messageId: '<1@example.com>',
-    reason: 'unknown sender',
-    challenge: 'suppressed',
-    challengeNote: 'test',
-    rpline: 'Return-Path: <bob@example.com>\n',
-    dtline: 'Delivered-To: alice@example.org\n',
-    raw: Buffer.from('Subject: Hello\n\nbody\0\r'),
-    ...over,
-  };
-}
+const input = holdInput;
 
 test('a new store gets the current schema version and WAL mode', async (t) => {
   const store = await Store.open(dbPath());
