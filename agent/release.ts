@@ -33,7 +33,12 @@ async function releaseOne(store: Store, config: Config, id: string, name: string
   if (!(await hasMessage(dir, name))) {
     const held = await store.get(id);
     const raw = await store.raw(id);
-    if (!held || !raw) throw new Error(`held message ${id} has no stored bytes`);
+    if (!held || !raw) {
+      // Another process (a concurrent release, expire or fsck) finished this very release between
+      // our look into the Maildir and our read of the body: it is delivered, nothing left to do.
+      if (held?.state === 'released' || (await store.get(id))?.state === 'released') return;
+      throw new Error(`held message ${id} has no stored bytes`);
+    }
     await deliver(dir, name, [Buffer.from(held.rpline), Buffer.from(held.dtline), raw]);
   }
   failpoint('release:after-maildir');
