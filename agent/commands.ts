@@ -134,7 +134,11 @@ export function program(): Command {
       const config = loadConfig(hp.dir);
       const { Store } = await import('./store.js');
       const store = await Store.open(hp.db);
-      await store.close();
+      try {
+        await store.repairListMap();
+      } finally {
+        await store.close();
+      }
       const { ensureMaildir } = await import('./maildir.js');
       await ensureMaildir(config.delivery.maildir);
       const { installLines } = await import('./install.js');

@@ -2,10 +2,9 @@
 // exit code. Loads only what the path at hand needs: the whitelisted path never loads the MIME
 // parser, the mail composer or the template engine.
 
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addressKey, domainOf, parsePattern } from './address.js';
+import { addressKey, domainOf, lookupKeys, parsePattern } from './address.js';
 import { loadConfig, type Config } from './config.js';
 import { decide, type TagFact, type Verdict } from './decide.js';
 import { detectMta, readEnvelope, type Envelope } from './envelope.js';
@@ -13,10 +12,12 @@ import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from './failur
 import { failpoint } from './failpoint.js';
 import { cleanText, firstAddress, readHeaders, type Headers } from './header.js';
 import { homeDir, homePaths, readSecret, type HomePaths } from './home.js';
-import { deliver as toMaildir, hasMessage, uniqueName } from './maildir.js';
+import { claim, deliveryKey } from './journal.js';
+import { readListMap, type MapAnswer } from './listmap.js';
+import { deliverSync as toMaildir, findMessage, uniqueName } from './maildir.js';
 import { readInput, writeLine } from './stdio.js';
 import { release } from './release.js';
-import { Store } from './store.js';
+import type { Store } from './store.js';
 import { isAutoSubmitted, suppression } from './suppress.js';
 
 export interface DeliverOptions {
@@ -87,12 +88,15 @@ export function senderCandidates(sender: string, from: string | undefined): stri
   return [...out];
 }
 
-/** The key that makes holding and delivering idempotent: SHA-256 of sender, recipient and bytes. */
-export function digestOf(env: Envelope, message: Buffer): string {
+/** The key that makes holding idempotent: SHA-256 of sender, recipient and bytes. node:crypto is
+ * loaded here, on the paths that hold or confirm, not on the whitelisted one. */
+export async function digestOf(env: Envelope, message: Buffer): Promise<string> {
+  const { createHash } = await import('node:crypto');
   return createHash('sha256').update(`${env.sender}\0${env.recipient}\0`).update(message).digest('hex');
 }
 
-interface Context {
+/** What every path knows before it decides. */
+interface Base {
   readonly config: Config;
   readonly paths: HomePaths;
   readonly env: Envelope;
@@ -101,6 +105,9 @@ interface Context {
   readonly dtline: string;
   readonly headers: Headers;
   readonly now: number;
+}
+
+interface Context extends Base {
   /** digestOf(env, message). */
   readonly digest: string;
 }
@@ -113,12 +120,26 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   const env = readEnvelope(opts.env, opts.mta, config.identity.address, raw);
   const { message, rpline, dtline, prepended } = envelopeLines(raw, env);
   const headers = readHeaders(message, config.delivery.header_limit);
-  const now = opts.now();
+  const base: Base = { config, paths, env, message, rpline, dtline, headers, now: opts.now() };
+  const loop = isLoop(headers, env.recipient, prepended);
+  const done = (line: string): Report => ({ outcome: 'done', line: `vouch: ${line} (${env.mta})` });
 
+  // Mail to the bare address: the lists map answers without the store, and a whitelisted (or
+  // junked) message goes to the Maildir without SQLite or node:crypto ever being loaded.
+  let map: MapAnswer | undefined;
+  if (env.ext === '' && !loop) {
+    map = readListMap(paths.dir, lookupKeys(env.sender));
+    if (map.usable) {
+      const verdict = decide({ loop, tag: { kind: 'none' }, listed: map.hit?.list, blacklistAction: config.delivery.blacklist });
+      if (verdict.action === 'deliver' || verdict.action === 'junk') return done(direct(base, verdict));
+    }
+  }
+
+  const { Store } = await import('./store.js');
   const opening = Store.open(paths.db);
   opening.catch(() => undefined);
-  // Hashed (and node:crypto loaded, on first use) while SQLite opens the file on the thread pool.
-  const ctx: Context = { config, paths, env, message, rpline, dtline, headers, now, digest: digestOf(env, message) };
+  // Hashed (and node:crypto loaded) while SQLite opens the file on the thread pool.
+  const ctx: Context = { ...base, digest: await digestOf(env, message) };
   let store: Store;
   try {
     store = await opening;
@@ -127,10 +148,13 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   }
   try {
     const tag = await tagFact(ctx, store);
-    const listed = tag.kind === 'confirm' ? undefined : (await store.lookup(env.sender))?.list;
-    const verdict = decide({ loop: isLoop(headers, env.recipient, prepended), tag, listed, blacklistAction: config.delivery.blacklist });
+    const listed = tag.kind === 'confirm' ? undefined : tag.kind === 'none' && map?.usable === true ? map.hit?.list : (await store.lookup(env.sender))?.list;
+    const verdict = decide({ loop, tag, listed, blacklistAction: config.delivery.blacklist });
     const line = await act(ctx, store, verdict);
-    return { outcome: 'done', line: `vouch: ${line} (${env.mta})` };
+    // A missing, damaged or abandoned map is rebuilt once the message is safe; a failure to rebuild
+    // costs only speed, never this delivery.
+    if (map !== undefined && !map.usable) await store.repairListMap().catch(() => undefined);
+    return done(line);
   } finally {
     await store.close().catch(() => undefined);
   }
@@ -163,19 +187,13 @@ async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
 }
 
 async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
-  const who = shown(ctx.env.sender);
   switch (v.action) {
-    case 'deliver': {
-      await deliverOnce(ctx, store, ctx.config.delivery.maildir);
-      return `delivered: ${v.why} ${who}`;
-    }
-    case 'junk': {
-      await deliverOnce(ctx, store, join(ctx.config.delivery.maildir, ctx.config.delivery.junk_folder));
-      return `filed to ${ctx.config.delivery.junk_folder}: ${v.why} ${who}`;
-    }
+    case 'deliver':
+    case 'junk':
+      return direct(ctx, v);
     case 'drop':
       await store.count('dropped', ctx.now);
-      return `dropped: ${v.why} ${who}`;
+      return `dropped: ${v.why} ${shown(ctx.env.sender)}`;
     case 'confirm':
       return confirm(ctx, store, v.heldId);
     case 'hold':
@@ -183,13 +201,50 @@ async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
   }
 }
 
-/** Delivers into a Maildir once per digest: a retry after a crash finds the name it had and the
- * file already there. */
-async function deliverOnce(ctx: Context, store: Store, dir: string): Promise<void> {
-  const claim = await store.claimDelivery(ctx.digest, uniqueName(ctx.now), ctx.now);
-  if (!claim.fresh && (await hasMessage(dir, claim.name))) return;
-  if (dir !== ctx.config.delivery.maildir) markFolder(dir);
-  await toMaildir(dir, claim.name, [Buffer.from(ctx.rpline), Buffer.from(ctx.dtline), ctx.message]);
+/** Delivers to the Maildir (or the junk folder) and says so. */
+function direct(b: Base, v: Verdict & { action: 'deliver' | 'junk' }): string {
+  const who = shown(b.env.sender);
+  if (v.action === 'deliver') {
+    deliverOnce(b, b.config.delivery.maildir);
+    return `delivered: ${v.why} ${who}`;
+  }
+  deliverOnce(b, join(b.config.delivery.maildir, b.config.delivery.junk_folder));
+  return `filed to ${b.config.delivery.junk_folder}: ${v.why} ${who}`;
+}
+
+/** How many keys a delivery tries when earlier claims turn out to name other messages. */
+const COLLISIONS = 8;
+
+/** Delivers into a Maildir once per message: the journal fixes the name before the write, so a
+ * retry after a crash finds the name it had and the file already there. A journal key is only a
+ * fast hash, so a file found under the claimed name counts only when its bytes are this message's;
+ * otherwise the next key is tried (after eight, the message is written under a new name). */
+function deliverOnce(b: Base, dir: string): void {
+  const parts = [Buffer.from(b.rpline), Buffer.from(b.dtline), b.message];
+  const key = deliveryKey(b.env.sender, b.env.recipient, b.message);
+  let name = uniqueName(b.now);
+  for (let i = 0; i < COLLISIONS; i++) {
+    const c = claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now);
+    if (c.fresh) break;
+    const found = findMessage(dir, c.name);
+    if (found === undefined) {
+      name = c.name; // claimed, never written (or since removed by the user): write it now
+      break;
+    }
+    if (sameBytes(found, parts)) return;
+  }
+  if (dir !== b.config.delivery.maildir) markFolder(dir);
+  toMaildir(dir, name, parts);
+}
+
+function sameBytes(path: string, parts: readonly Buffer[]): boolean {
+  let file: Buffer;
+  try {
+    file = readFileSync(path);
+  } catch {
+    return false;
+  }
+  return file.equals(Buffer.concat(parts));
 }
 
 function markFolder(dir: string): void {

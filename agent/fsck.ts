@@ -1,7 +1,7 @@
 // `vouch fsck`: Maildir hygiene and store checks, safe to run from cron beside `vouch expire`.
 // Removes tmp/ files older than 36 hours (the maildir convention) and tmp/ names a crash left behind
 // after the message was already linked into new/; finishes releases a crash interrupted; runs
-// PRAGMA integrity_check. Never touches new/ or cur/.
+// PRAGMA integrity_check; rewrites lists.map from the store. Never touches new/ or cur/.
 
 import { lstat, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ export interface FsckReport {
   readonly tmpRemoved: number;
   readonly finished: number;
   readonly integrity: readonly string[];
+  /** lists.map was rewritten. */
+  readonly mapped: boolean;
   readonly summary: string;
 }
 
@@ -63,10 +65,14 @@ export async function fsck(store: Store, config: Config, now: number): Promise<F
   const finished = await finishInterrupted(store, config, now);
   const integrity = await store.integrityCheck();
   const ok = integrity.length === 1 && integrity[0] === 'ok';
+  // The lists map is rewritten from the store (unless a list change is under way, which rewrites it
+  // itself): whatever a crash left, deliveries read the lists as the store has them.
+  const mapped = ok ? await store.repairListMap() : false;
   const summary = [
     `maildir: ${tmpRemoved} stale tmp file(s) removed`,
     `releases: ${finished} interrupted release(s) finished`,
     `store: ${ok ? 'ok' : `damaged: ${integrity.slice(0, 3).join('; ')}`}`,
+    `lists map: ${mapped ? 'rewritten' : ok ? 'left to the list change under way' : 'left (store damaged)'}`,
   ].join('; ');
-  return { ok, tmpRemoved, finished, integrity, summary };
+  return { ok, tmpRemoved, finished, integrity, mapped, summary };
 }

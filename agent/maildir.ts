@@ -45,17 +45,31 @@ function exists(path: string): boolean {
 
 /** True when a message with this unique name is already in new/ or cur/ (with or without flags). */
 export async function hasMessage(dir: string, name: string): Promise<boolean> {
-  if (exists(join(dir, 'new', name)) || exists(join(dir, 'cur', name))) return true;
+  return findMessage(dir, name) !== undefined;
+}
+
+/** Where the message with this unique name is, in new/ or cur/ (with or without flags). */
+export function findMessage(dir: string, name: string): string | undefined {
+  for (const sub of ['new', 'cur']) {
+    const path = join(dir, sub, name);
+    if (exists(path)) return path;
+  }
   try {
-    return readdirSync(join(dir, 'cur')).some((e) => e.startsWith(`${name}:`) || e.startsWith(`${name}!`));
+    const e = readdirSync(join(dir, 'cur')).find((f) => f.startsWith(`${name}:`) || f.startsWith(`${name}!`));
+    return e === undefined ? undefined : join(dir, 'cur', e);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /** Writes `parts` (concatenated) as one message named `name` into the Maildir `dir`.
  * An existing new/NAME (a retry after a crash past the link) counts as delivered. */
 export async function deliver(dir: string, name: string, parts: readonly Uint8Array[]): Promise<void> {
+  deliverSync(dir, name, parts);
+}
+
+/** deliver(), for callers that are blocking anyway (a delivery process). */
+export function deliverSync(dir: string, name: string, parts: readonly Uint8Array[]): void {
   ensureMaildirSync(dir);
   // Every attempt writes a tmp file of its own (a fresh unique name), never tmp/NAME: a retry or a
   // second writer of the same message (an MTA duplicate, fsck finishing a release still in flight)

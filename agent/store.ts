@@ -4,9 +4,14 @@
 // Bodies are stored in rows of at most BODY_CHUNK bytes: sqlite3 copies a bound buffer and SQLite
 // copies it again, so a whole 25 MB message in one row would cost four times its size in memory.
 
+import { dirname } from 'node:path';
 import { Db, finalize, stepRun, type Param } from './db.js';
 import { newId } from './ids.js';
 import { lookupKeys, type Pattern } from './address.js';
+import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
+import { clearMarks, markStale, staleMarks, writeListMap, type ListRow } from './listmap.js';
+
+export { dayOf };
 
 export const SCHEMA_VERSION = 2;
 
@@ -217,17 +222,29 @@ function toHeld(r: Row): Held {
   });
 }
 
-export function dayOf(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
-}
-
 export class StoreVersionError extends Error {}
+
+/** True when the process that made a stale mark (`pid.time.n`) may still be running. */
+function markAlive(mark: string): boolean {
+  const pid = Number(mark.split('.')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export class Store {
   readonly db: Db;
+  /** The vouch home (the store's folder), where lists.map and the delivery journal live. */
+  readonly home: string;
 
-  private constructor(db: Db) {
+  private constructor(db: Db, home: string) {
     this.db = db;
+    this.home = home;
   }
 
   /** Opens (and on first use creates) the store. Throws on a corrupt file or a newer schema. */
@@ -239,7 +256,7 @@ export class Store {
         db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;'),
         db.get<{ user_version: number }>('PRAGMA user_version'),
       ]);
-      const store = new Store(db);
+      const store = new Store(db, dirname(path));
       await store.#migrate(row?.user_version ?? 0);
       return store;
     } catch (err) {
@@ -292,7 +309,7 @@ export class Store {
   /** Adds patterns to a list (in one transaction); the same pattern leaves the other list. */
   async addPatterns(list: ListName, patterns: readonly Pattern[], now = Date.now()): Promise<number> {
     if (patterns.length === 0) return 0;
-    return this.db.tx(async () => {
+    return this.#listsTx(async () => {
       const del = await this.db.prepare('DELETE FROM lists WHERE key = ? AND list <> ?');
       const ins = await this.db.prepare('INSERT OR IGNORE INTO lists (key, list, pattern, added) VALUES (?, ?, ?, ?)');
       let added = 0;
@@ -311,10 +328,41 @@ export class Store {
 
   async removePatterns(list: ListName, patterns: readonly Pattern[]): Promise<number> {
     let removed = 0;
-    await this.db.tx(async () => {
+    await this.#listsTx(async () => {
       for (const p of patterns) removed += (await this.db.run('DELETE FROM lists WHERE key = ? AND list = ?', [p.key, list])).changes;
     });
     return removed;
+  }
+
+  /** A transaction that changes the lists, and rewrites lists.map to match before it commits: the
+   * map is marked stale (durably) first and unmarked after the commit, so no delivery believes a
+   * map that disagrees with the store (listmap.ts). Marks left by writers that have ended (they
+   * were there when this one took the write lock) go too, since this map covers what they did. */
+  async #listsTx<T>(body: () => Promise<T>): Promise<T> {
+    let marks: string[] = [];
+    const out = await this.db.tx(async () => {
+      const settled = staleMarks(this.home);
+      const mine = markStale(this.home);
+      marks = [...settled, mine];
+      const r = await body();
+      writeListMap(this.home, await this.db.all<ListRow>('SELECT key, list, pattern FROM lists'));
+      return r;
+    });
+    clearMarks(this.home, marks);
+    return out;
+  }
+
+  /** Rewrites lists.map from the lists. */
+  async refreshListMap(): Promise<void> {
+    await this.#listsTx(async () => undefined);
+  }
+
+  /** Rewrites lists.map when it is missing or damaged, or marked stale only by writers that are
+   * gone (a crash between their commit and their unmarking); not while a writer is at work. */
+  async repairListMap(): Promise<boolean> {
+    if (staleMarks(this.home).some(markAlive)) return false;
+    await this.refreshListMap();
+    return true;
   }
 
   async listPatterns(list: ListName, opts: { readonly limit?: number; readonly offset?: number } = {}): Promise<{ pattern: string; added: number }[]> {
@@ -494,6 +542,7 @@ export class Store {
     await this.db.tx(async () => {
       await this.db.run(`DELETE FROM messages WHERE state IN ('released', 'deleted', 'expired') AND settled < ?`, [before]);
       await this.db.run('DELETE FROM deliveries WHERE at < ?', [before]);
+      pruneJournal(this.home, dayOf(before));
       await this.db.run('DELETE FROM challenges WHERE sent < ?', [before]);
     });
   }
@@ -546,8 +595,16 @@ export class Store {
     );
   }
 
+  /** Counts per day and kind: the store's events, plus the direct deliveries the journal holds
+   * (stores older than the journal counted those in events; both are added up). */
   async activity(sinceDay: string): Promise<{ day: string; kind: string; n: number }[]> {
-    return this.db.all('SELECT day, kind, n FROM events WHERE day >= ? ORDER BY day', [sinceDay]);
+    const rows = await this.db.all<{ day: string; kind: string; n: number }>('SELECT day, kind, n FROM events WHERE day >= ? ORDER BY day', [sinceDay]);
+    for (const j of countByDay(this.home, sinceDay)) {
+      const row = rows.find((r) => r.day === j.day && r.kind === 'delivered');
+      if (row) row.n += j.n;
+      else rows.push({ day: j.day, kind: 'delivered', n: j.n });
+    }
+    return rows.sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
   }
 
   async integrityCheck(): Promise<string[]> {

@@ -1,0 +1,137 @@
+// The delivery journal: makes a direct delivery (whitelisted, tagged, junk) idempotent across MTA
+// retries without opening the store. One small file per delivery, delivered/<day>/<key>, holds the
+// Maildir name chosen for it; a retry finds it and does not write the message a second time. The
+// day folders also count the deliveries per day for the activity chart, and expire prunes them.
+
+import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const JOURNAL_DIR = 'delivered';
+/** How many days back a retry looks (qmail gives up after 7 days, Postfix after 5). */
+const LOOKBACK_DAYS = 8;
+const DAY = 86_400_000;
+
+/** The UTC day of `ms`, as the folder name: 2026-11-23. */
+export function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** A key for (sender, recipient, bytes): two 32-bit multiply-xor lanes over the bytes and the size.
+ * Not cryptographic, and need not be: a key found again is only believed after the Maildir file it
+ * names is compared byte for byte with the message (see Journal.claim's callers). */
+export function deliveryKey(sender: string, recipient: string, message: Uint8Array): string {
+  const head = Buffer.from(`${sender}\0${recipient}\0`, 'utf8');
+  let a = 0x811c9dc5;
+  let b = 0x9e3779b9;
+  for (const p of [head, message]) {
+    const words = p.length >>> 2;
+    const view = (p.byteOffset & 3) === 0 ? new Int32Array(p.buffer, p.byteOffset, words) : undefined;
+    for (let i = 0; i < words; i++) {
+      const x = view !== undefined ? (view[i] ?? 0) : (p[i * 4] ?? 0) | ((p[i * 4 + 1] ?? 0) << 8) | ((p[i * 4 + 2] ?? 0) << 16) | ((p[i * 4 + 3] ?? 0) << 24);
+      a = Math.imul(a ^ x, 0x01000193);
+      a ^= a >>> 15;
+      b = Math.imul(b + x, 0x85ebca6b);
+      b ^= b >>> 13;
+    }
+    for (let i = words * 4; i < p.length; i++) {
+      a = Math.imul(a ^ (p[i] ?? 0), 0x01000193);
+      b = Math.imul(b + (p[i] ?? 0), 0x85ebca6b);
+    }
+    // Lane separation: the head and the message cannot trade bytes without changing the key.
+    a = Math.imul(a ^ p.length, 0x01000193);
+    b = Math.imul(b ^ p.length, 0x85ebca6b);
+  }
+  const hex = (x: number) => (x >>> 0).toString(16).padStart(8, '0');
+  return `${message.length}-${hex(a)}${hex(b)}`;
+}
+
+export interface Claim {
+  /** The Maildir name this delivery uses. */
+  readonly name: string;
+  /** True when no earlier attempt had claimed the key. */
+  readonly fresh: boolean;
+}
+
+/** Finds the name an earlier attempt claimed for `key`, looking back a week. */
+export function findClaim(home: string, key: string, now: number): string | undefined {
+  for (let d = 0; d < LOOKBACK_DAYS; d++) {
+    const path = join(home, JOURNAL_DIR, dayOf(now - d * DAY), key);
+    let text: string;
+    try {
+      // stat first: a missing file (the usual case, eight times) costs no exception.
+      if (statSync(path, { throwIfNoEntry: false }) === undefined) continue;
+      text = readFileSync(path, 'latin1');
+    } catch {
+      continue;
+    }
+    const name = text.trim();
+    // Empty: the earlier attempt died between creating and filling it; claim anew.
+    if (name !== '') return name;
+  }
+  return undefined;
+}
+
+/** Claims `key` for `name` (durably, before the message is written), or returns the earlier claim. */
+export function claim(home: string, key: string, name: string, now: number): Claim {
+  const earlier = findClaim(home, key, now);
+  if (earlier !== undefined) return { name: earlier, fresh: false };
+  record(home, key, name, now);
+  return { name, fresh: true };
+}
+
+/** Writes (or overwrites) the claim of `key` for `name` today.
+ * Not fsynced, on purpose: the claim only has to outlive the process (a kill, a crash, a deadline),
+ * and the page cache does. After a power loss in the moment between the Maildir's fsync and the
+ * exit, the MTA's retry may deliver the message a second time, as qmail-local's own Maildir
+ * delivery would; the message itself is durable in new/ before vouch answers, and never lost. */
+export function record(home: string, key: string, name: string, now: number): void {
+  const dir = join(home, JOURNAL_DIR, dayOf(now));
+  let fd: number;
+  try {
+    fd = openSync(join(dir, key), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fd = openSync(join(dir, key), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  }
+  try {
+    const bytes = Buffer.from(`${name}\n`, 'latin1');
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Deliveries per day from `sinceDay` on. */
+export function countByDay(home: string, sinceDay: string): { day: string; n: number }[] {
+  const out: { day: string; n: number }[] = [];
+  for (const day of days(home)) {
+    if (day < sinceDay) continue;
+    try {
+      out.push({ day, n: readdirSync(join(home, JOURNAL_DIR, day)).length });
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+  return out.sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : 0));
+}
+
+/** Removes the day folders before `beforeDay` (their claims only kept retries idempotent). */
+export function prune(home: string, beforeDay: string): number {
+  let n = 0;
+  for (const day of days(home)) {
+    if (day >= beforeDay) continue;
+    rmSync(join(home, JOURNAL_DIR, day), { recursive: true, force: true });
+    n += 1;
+  }
+  return n;
+}
+
+function days(home: string): string[] {
+  try {
+    return readdirSync(join(home, JOURNAL_DIR)).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d));
+  } catch {
+    return [];
+  }
+}
