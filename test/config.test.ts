@@ -74,3 +74,27 @@ test('a missing config.toml says to run vouch init', (t) => {
   writeFileSync(join(dir, 'config.toml'), minimal);
   t.is(loadConfig(dir, env).identity.address, 'alice@example.org');
 });
+
+test('the checked config is cached beside config.toml, used only for the same text and homes, and frozen', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vouch-cfg-'));
+  writeFileSync(join(dir, 'config.toml'), `${minimal}[delivery]\nmaildir = "~/Mail"\n`);
+  const first = loadConfig(dir, env);
+  const cache = JSON.parse(readFileSync(join(dir, 'config.cache'), 'utf8')) as { config: unknown };
+  t.deepEqual(cache.config, JSON.parse(JSON.stringify(first)));
+  // The cache is what the next load returns: planted values show through…
+  writeFileSync(join(dir, 'config.cache'), JSON.stringify({ ...cache, config: { ...(cache.config as object), planted: true } }));
+  const second = loadConfig(dir, env) as unknown as { planted?: boolean; delivery: object };
+  t.true(second.planted);
+  t.true(Object.isFrozen(second) && Object.isFrozen(second.delivery));
+  // …but never for another user home, nor after config.toml changes.
+  t.is(loadConfig(dir, { HOME: '/home/bob' }).delivery.maildir, '/home/bob/Mail');
+  writeFileSync(join(dir, 'config.toml'), `${minimal}[delivery]\nmaildir = "/srv/mail"\n`);
+  t.is(loadConfig(dir, env).delivery.maildir, '/srv/mail');
+  // A damaged cache is ignored and replaced.
+  writeFileSync(join(dir, 'config.cache'), '{"v":1,');
+  t.is(loadConfig(dir, env).delivery.maildir, '/srv/mail');
+  t.is((JSON.parse(readFileSync(join(dir, 'config.cache'), 'utf8')) as { config: { delivery: { maildir: string } } }).config.delivery.maildir, '/srv/mail');
+  // A broken config.toml is an error even when an old cache exists.
+  writeFileSync(join(dir, 'config.toml'), '[identity\n');
+  t.throws(() => loadConfig(dir, env), { instanceOf: ConfigError });
+});
