@@ -1,6 +1,8 @@
 // A bounded, forgiving read of a message's header block straight from the raw bytes. Delivery
 // decides on this alone, so the whitelisted path never loads a MIME parser.
 
+import { isUtf8 } from 'node:buffer';
+
 export interface HeaderField {
   /** Lower-case field name. */
   readonly name: string;
@@ -33,15 +35,12 @@ export class Headers {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Text from bytes of unknown charset: UTF-8 when it is valid, otherwise Latin-1 (every byte kept). */
+/** Text from bytes of unknown charset: UTF-8 when it is valid, otherwise Latin-1 (every byte kept).
+ * (buffer.isUtf8 rather than a fatal TextDecoder, whose first construction costs a delivery
+ * about 0.3 ms.) */
 export function bytesToText(bytes: Uint8Array): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-  }
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return b.toString(isUtf8(b) ? 'utf8' : 'latin1');
 }
 
 /** Finds the end of the header block: the first empty line (LF or CRLF endings). */

@@ -3,7 +3,7 @@
 // Maildir name chosen for it; a retry finds it and does not write the message a second time. The
 // day folders also count the deliveries per day for the activity chart, and expire prunes them.
 
-import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const JOURNAL_DIR = 'delivered';
@@ -11,9 +11,19 @@ export const JOURNAL_DIR = 'delivered';
 const LOOKBACK_DAYS = 8;
 const DAY = 86_400_000;
 
-/** The UTC day of `ms`, as the folder name: 2026-11-23. */
+/** The UTC day of `ms`, as the folder name: 2026-11-23. By arithmetic (days to civil date), not
+ * Date.toISOString, whose first call costs a delivery a quarter of a millisecond. */
 export function dayOf(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
+  const z = Math.floor(ms / DAY) + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  return `${String(y).padStart(4, '0')}-${m < 10 ? '0' : ''}${m}-${d < 10 ? '0' : ''}${d}`;
 }
 
 /** A key for (sender, recipient, bytes): two 32-bit multiply-xor lanes over the bytes and the size.
@@ -58,8 +68,8 @@ export function findClaim(home: string, key: string, now: number): string | unde
     const path = join(home, JOURNAL_DIR, dayOf(now - d * DAY), key);
     let text: string;
     try {
-      // stat first: a missing file (the usual case, eight times) costs no exception.
-      if (statSync(path, { throwIfNoEntry: false }) === undefined) continue;
+      // existsSync first: a missing file (the usual case, eight times) costs no exception.
+      if (!existsSync(path)) continue;
       text = readFileSync(path, 'latin1');
     } catch {
       continue;

@@ -15,7 +15,7 @@
 // and then finds lists.stale/ empty, or does not use the map: whatever it opened was then written by
 // a writer that has committed since, so the map agrees with the store.
 
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync, fstatSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type ListName = 'white' | 'black';
@@ -96,30 +96,42 @@ class Damaged extends Error {}
 /** Reads `length` bytes at `offset`, from the whole file when it was read whole. */
 type Reader = (offset: number, length: number) => Buffer;
 
-function readerFor(fd: number, size: number): Reader {
-  if (size <= SMALL) {
-    const all = Buffer.allocUnsafe(size);
-    let n = 0;
-    while (n < size) {
-      const got = readSync(fd, all, n, size - n, n);
-      if (got === 0) throw new Damaged('short map');
-      n += got;
-    }
-    return (offset, length) => {
-      if (offset + length > size) throw new Damaged('read past the end');
-      return all.subarray(offset, offset + length);
+/** Reads from `offset` into `b` until it is full or the file ends; how many bytes came. */
+function readFully(fd: number, b: Buffer, offset: number): number {
+  let n = 0;
+  while (n < b.length) {
+    const got = readSync(fd, b, n, b.length - n, offset + n);
+    if (got === 0) break;
+    n += got;
+  }
+  return n;
+}
+
+/** A reader for the map and its size: a small map is read whole in one go; a large one (its size
+ * then taken from its header) a bucket at a time. No fstat: one call fewer per delivery. */
+function readerFor(fd: number): { read: Reader; size: number } {
+  const head = Buffer.allocUnsafe(SMALL + 1);
+  const got = readFully(fd, head, 0);
+  if (got <= SMALL) {
+    const all = head.subarray(0, got);
+    return {
+      size: got,
+      read: (offset, length) => {
+        if (offset + length > got) throw new Damaged('read past the end');
+        return all.subarray(offset, offset + length);
+      },
     };
   }
-  return (offset, length) => {
-    if (offset + length > size) throw new Damaged('read past the end');
-    const b = Buffer.allocUnsafe(length);
-    let n = 0;
-    while (n < length) {
-      const got = readSync(fd, b, n, length - n, offset + n);
-      if (got === 0) throw new Damaged('short map');
-      n += got;
-    }
-    return b;
+  const size = head.readUInt32LE(28);
+  return {
+    size,
+    read: (offset, length) => {
+      if (offset + length > size) throw new Damaged('read past the end');
+      if (offset + length <= got) return head.subarray(offset, offset + length);
+      const b = Buffer.allocUnsafe(length);
+      if (readFully(fd, b, offset) < length) throw new Damaged('short map');
+      return b;
+    },
   };
 }
 
@@ -162,9 +174,9 @@ export function readListMap(home: string, keys: readonly string[]): MapAnswer {
   try {
     // Opened first, checked second: see the head of this file.
     if (staleMarks(home).length > 0) return { usable: false, why: 'stale' };
-    const size = fstatSync(fd).size;
+    const { read, size } = readerFor(fd);
     if (size < HEADER) return { usable: false, why: 'damaged' };
-    return { usable: true, hit: lookupIn(readerFor(fd, size), size, keys) };
+    return { usable: true, hit: lookupIn(read, size, keys) };
   } catch {
     return { usable: false, why: 'damaged' };
   } finally {

@@ -70,14 +70,14 @@ export async function deliver(dir: string, name: string, parts: readonly Uint8Ar
 
 /** deliver(), for callers that are blocking anyway (a delivery process). */
 export function deliverSync(dir: string, name: string, parts: readonly Uint8Array[]): void {
-  ensureMaildirSync(dir);
   // Every attempt writes a tmp file of its own (a fresh unique name), never tmp/NAME: a retry or a
   // second writer of the same message (an MTA duplicate, fsck finishing a release still in flight)
   // would otherwise truncate a file another process is writing, or one already linked into new/.
   // link() then admits exactly one of them; a failed write leaves nothing behind (a full disk).
   const tmp = join(dir, 'tmp', uniqueName());
   const dest = join(dir, 'new', name);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  // The folders are made when missing (a first delivery), not checked before every one.
+  const fd = withMaildir(dir, () => openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
   try {
     try {
       for (const p of parts) {
@@ -95,7 +95,7 @@ export function deliverSync(dir: string, name: string, parts: readonly Uint8Arra
     throw err;
   }
   try {
-    linkSync(tmp, dest);
+    withMaildir(dir, () => linkSync(tmp, dest));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
       removeQuietly(tmp);
@@ -105,6 +105,17 @@ export function deliverSync(dir: string, name: string, parts: readonly Uint8Arra
   failpoint('maildir:after-link');
   removeQuietly(tmp);
   syncDir(join(dir, 'new'));
+}
+
+/** Runs `fn`; when it fails for a missing folder, makes dir/{cur,new,tmp} and runs it again. */
+function withMaildir<T>(dir: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    ensureMaildirSync(dir);
+    return fn();
+  }
 }
 
 function removeQuietly(path: string): void {

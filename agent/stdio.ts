@@ -8,8 +8,8 @@ const CHUNK = 1 << 16;
 
 /** The whole of fd 0, byte for byte, in one buffer: sized from fstat for a file (qmail hands the
  * message as one), grown by doubling for a pipe (Postfix). A non-blocking descriptor (EAGAIN) hands
- * the rest to the stream, keeping what was already read. */
-export async function readInput(fd = 0, stream: () => AsyncIterable<Buffer | string> = () => process.stdin): Promise<Buffer> {
+ * the rest to the stream, keeping what was already read; `onWait` is told before that first wait. */
+export async function readInput(fd = 0, stream: () => AsyncIterable<Buffer | string> = () => process.stdin, onWait?: () => void): Promise<Buffer> {
   const st = fstatSync(fd);
   let buf = Buffer.allocUnsafe(st.isFile() && st.size > 0 ? st.size + 1 : CHUNK);
   let len = 0;
@@ -26,6 +26,7 @@ export async function readInput(fd = 0, stream: () => AsyncIterable<Buffer | str
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EINTR') continue;
       if (code !== 'EAGAIN') throw err;
+      onWait?.();
       return restFrom(buf.subarray(0, len), stream());
     }
     if (n === 0) return buf.subarray(0, len);

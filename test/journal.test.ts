@@ -31,6 +31,16 @@ test('the delivery key changes with the sender, the recipient and any byte, and 
   t.is(deliveryKey('bob@example.com', 'alice@example.org', padded.subarray(3)), k);
 });
 
+test('the day of a time is the UTC date, as Date would say it', (t) => {
+  for (const ms of [0, -1, 86_399_999, 86_400_000, Date.UTC(2000, 1, 29, 23, 59), Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2100, 2, 1), NOW]) {
+    t.is(dayOf(ms), new Date(ms).toISOString().slice(0, 10), String(ms));
+  }
+  for (let ms = Date.UTC(1999, 0, 1); ms < Date.UTC(2101, 0, 1); ms += 86_400_000 * 7 + 3_600_000) {
+    if (dayOf(ms) !== new Date(ms).toISOString().slice(0, 10)) t.fail(String(ms));
+  }
+  t.pass();
+});
+
 test('a claim is fresh once, found again for a week, then forgotten; prune removes old days', (t) => {
   const home = mkdtempSync(join(tmpdir(), 'vouch-journal-'));
   t.deepEqual(claim(home, 'k1', 'name-a', NOW), { name: 'name-a', fresh: true });
