@@ -1,5 +1,5 @@
-// Confirmation requests: rendered from templates/ (or the user's own), composed with nodemailer's
-// MailComposer, sent with the null envelope sender. Only the challenge path loads this module.
+// Confirmation requests: rendered from templates/ (or the user's own), composed by mime.ts, sent
+// with the null envelope sender. Only the challenge path loads this module.
 
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { domainOf, isPlainAddress } from './address.js';
 import type { Config } from './config.js';
 import { packageRoot } from './home.js';
+import { composeText } from './mime.js';
 import type { Held } from './store.js';
 import { confirmTag, taggedAddress } from './tags.js';
 import { TransportError, transportFor, type MailEnvelope, type Transport } from './transport.js';
@@ -113,8 +114,9 @@ export async function composeChallenge(req: ChallengeRequest): Promise<ComposedC
 
   const self = name === '' ? confirm : { name, address: confirm };
   const original = wellFormedMessageId(held.messageId);
-  const { default: MailComposer } = await import('nodemailer/lib/mail-composer');
-  const mail = new MailComposer({
+  // LF line ends (composeText's only kind): what qmail-inject and sendmail expect on stdin; the
+  // SMTP client makes them CRLF.
+  const raw = composeText({
     from: self,
     replyTo: self,
     to,
@@ -122,14 +124,9 @@ export async function composeChallenge(req: ChallengeRequest): Promise<ComposedC
     date: new Date(req.now),
     messageId: `<${req.now.toString(36)}.${randomBytes(9).toString('hex')}@${domainOf(address)}>`,
     ...(original !== undefined ? { inReplyTo: original, references: original } : {}),
-    headers: { 'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All' },
+    headers: [['Auto-Submitted', 'auto-replied'], ['X-Auto-Response-Suppress', 'All']],
     text,
-    // LF line ends: what qmail-inject and sendmail expect on stdin; the SMTP client makes them CRLF.
-    newline: 'linux',
-    disableFileAccess: true,
-    disableUrlAccess: true,
   });
-  const raw = await mail.compile().build();
   return { envelope: { from: '', to }, raw, confirmAddress: confirm };
 }
 
