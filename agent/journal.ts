@@ -3,7 +3,7 @@
 // Maildir name chosen for it; a retry finds it and does not write the message a second time. The
 // day folders also count the deliveries per day for the activity chart, and expire prunes them.
 
-import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const JOURNAL_DIR = 'delivered';
@@ -81,28 +81,52 @@ export function findClaim(home: string, key: string, now: number): string | unde
   return undefined;
 }
 
-/** Claims `key` for `name` (durably, before the message is written), or returns the earlier claim. */
-export function claim(home: string, key: string, name: string, now: number): Claim {
-  const earlier = findClaim(home, key, now);
-  if (earlier !== undefined) return { name: earlier, fresh: false };
-  record(home, key, name, now);
-  return { name, fresh: true };
-}
-
-/** Writes (or overwrites) the claim of `key` for `name` today.
+/** Claims `key` for `name` before the message is written, or returns the claim an earlier (or a
+ * concurrent) attempt made. The claim file is written aside and linked into place, so it appears
+ * whole or not at all, and of two processes delivering the same message at once exactly one
+ * claims it; the other writes under the same name, and the Maildir's link() keeps one file.
  * Not fsynced, on purpose: the claim only has to outlive the process (a kill, a crash, a deadline),
  * and the page cache does. After a power loss in the moment between the Maildir's fsync and the
  * exit, the MTA's retry may deliver the message a second time, as qmail-local's own Maildir
  * delivery would; the message itself is durable in new/ before vouch answers, and never lost. */
-export function record(home: string, key: string, name: string, now: number): void {
+export function claim(home: string, key: string, name: string, now: number): Claim {
+  const earlier = findClaim(home, key, now);
+  if (earlier !== undefined) return { name: earlier, fresh: false };
   const dir = join(home, JOURNAL_DIR, dayOf(now));
+  const path = join(dir, key);
+  const tmp = join(dir, `${TMP}${key}.${process.pid}`);
+  writeAside(dir, tmp, name);
+  try {
+    linkSync(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      unlinkQuietly(tmp);
+      throw err;
+    }
+    const theirs = readFileSync(path, 'latin1').trim();
+    if (theirs !== '') {
+      unlinkQuietly(tmp);
+      return { name: theirs, fresh: false };
+    }
+    // An empty claim (an older vouch died between creating and filling it): take it over.
+    renameSync(tmp, path);
+    return { name, fresh: true };
+  }
+  unlinkQuietly(tmp);
+  return { name, fresh: true };
+}
+
+/** Names of claims being written (before their link); not claims, not counted. */
+const TMP = 'tmp.';
+
+function writeAside(dir: string, tmp: string, name: string): void {
   let fd: number;
   try {
-    fd = openSync(join(dir, key), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fd = openSync(join(dir, key), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   }
   try {
     const bytes = Buffer.from(`${name}\n`, 'latin1');
@@ -113,13 +137,21 @@ export function record(home: string, key: string, name: string, now: number): vo
   }
 }
 
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* gone already */
+  }
+}
+
 /** Deliveries per day from `sinceDay` on. */
 export function countByDay(home: string, sinceDay: string): { day: string; n: number }[] {
   const out: { day: string; n: number }[] = [];
   for (const day of days(home)) {
     if (day < sinceDay) continue;
     try {
-      out.push({ day, n: readdirSync(join(home, JOURNAL_DIR, day)).length });
+      out.push({ day, n: readdirSync(join(home, JOURNAL_DIR, day)).filter((f) => !f.startsWith(TMP)).length });
     } catch {
       /* removed meanwhile */
     }

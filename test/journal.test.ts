@@ -177,3 +177,16 @@ test('a journal folder that cannot be written is a temporary failure, and nothin
   t.is(r.code, 111);
   t.deepEqual(maildirFiles(h.maildir), []);
 });
+
+test('the same whitelisted message delivered by eight processes at once lands once', async (t) => {
+  const h = await whitelisted();
+  for (let round = 0; round < 3; round++) {
+    const msg = message({ subject: `race ${round}` });
+    const runs = await Promise.all(Array.from({ length: 8 }, () => deliverQmail(h, 'bob@example.com', msg)));
+    t.deepEqual(runs.map((r) => r.code), Array(8).fill(99));
+  }
+  t.is(maildirFiles(h.maildir).length, 3);
+  t.deepEqual(maildirFiles(h.maildir, 'tmp'), []);
+  const day = readdirSync(join(h.dir, JOURNAL_DIR, dayOf(Date.now())));
+  t.is(day.length, 3, day.join(' '));
+});
