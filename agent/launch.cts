@@ -2,8 +2,9 @@
 // whose real name ends in .cjs without starting its ES module loader, which alone costs a third of
 // a delivery's budget. Runs the bundled CLI (cli.bundle.cjs) with V8's code cache, so the code the
 // delivery path runs is neither parsed nor compiled again; without a bundle, tsc's main.js. The
-// challenge path (templates, mail composer) is a second bundle, challenge.bundle.cjs, run the same
-// way only when a delivery sends a confirmation request.
+// store (SQLite) and the challenge path (templates, composer) are bundles of their own,
+// store.bundle.cjs and challenge.bundle.cjs, run the same way only when a delivery needs them: a
+// whitelisted delivery loads neither.
 
 import fs = require('node:fs');
 import path = require('node:path');
@@ -21,7 +22,7 @@ type Body = (
 ) => void;
 
 /** tsc's modules that have a bundle of their own beside them. */
-const BUNDLED: Readonly<Record<string, string>> = { './challenge.js': 'challenge.bundle.cjs' };
+const BUNDLED: Readonly<Record<string, string>> = { './store.js': 'store.bundle.cjs', './challenge.js': 'challenge.bundle.cjs' };
 
 /** Writes a bundle's code cache as this process leaves, when it had none or V8 refused it (a new
  * Node or a rebuilt bundle). Only a delivery writes it: its functions are the ones worth caching.

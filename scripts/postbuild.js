@@ -7,9 +7,12 @@
 //    loaded straight from its file instead of through `bindings`, which searches a dozen paths;
 //  - compiling that code: launch.cjs runs the bundle with V8's code cache, cli.bundle.cache,
 //    made here by one real delivery in a throwaway home.
-// The challenge path (challenge.ts, its transport, nodemailer's mail composer, the handlebars
-// runtime and the built-in templates precompiled here) is a second bundle, challenge.bundle.cjs, with
-// its own code cache; launch.cjs runs it only when a delivery sends a confirmation request.
+// A whitelisted delivery needs neither the store nor the challenge code, so each is a bundle of its
+// own with its own code cache, run by launch.cjs only when a delivery gets that far:
+// store.bundle.cjs (the store, SQLite's JavaScript and native module) for every delivery that
+// holds, confirms or drops, and challenge.bundle.cjs (challenge.ts, our composer, its transport,
+// the handlebars runtime and the built-in templates precompiled here) for one that sends a
+// confirmation request.
 // commands.js (commander and every other command) stays outside, loaded from tsc's output. Without
 // esbuild (an install without dev dependencies) launch.cjs runs tsc's main.js: slower, same behaviour.
 
@@ -29,35 +32,16 @@ const require = createRequire(import.meta.url);
 /** The bundles: entry, output, and the cache launch.cjs reads beside it. */
 const BUNDLES = [
   { entry: 'main.ts', file: join(out, 'cli.bundle.cjs'), cache: join(out, 'cli.bundle.cache') },
+  { entry: 'store.ts', file: join(out, 'store.bundle.cjs'), cache: join(out, 'store.bundle.cache') },
   { entry: 'challenge.ts', file: join(out, 'challenge.bundle.cjs'), cache: join(out, 'challenge.bundle.cache') },
 ];
 
-/** Modules the bundles import at run time through launch.cjs (commands from tsc's output,
- * challenge from its own bundle), never bundled into another. */
-const OUTSIDE = ['commands', 'challenge'];
+/** Modules the bundles import at run time through launch.cjs (commands from tsc's output, store
+ * and challenge from bundles of their own), never bundled into another. */
+const OUTSIDE = ['commands', 'store', 'challenge'];
 
 /** Packages left to require() at run time: all of nodemailer is only for the smtp transport. */
 const EXTERNAL = ['nodemailer'];
-
-/** Node modules required on first use instead of at start, where each costs a compile: what the
- * mail composer imports for what vouch turns off (fetching URLs, DNS, TLS, compression). */
-const LAZY_BUILTINS = ['http', 'https', 'zlib', 'dns', 'tls'];
-
-/** A stand-in for a Node module that requires it on first use: its default export and each of its
- * functions (classes too) by name. A name it lacks fails the build, as it should. */
-function lazyModule(name) {
-  const id = `node:${name}`;
-  const real = require(id);
-  const wrappers = Object.keys(real)
-    .filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && typeof real[k] === 'function')
-    .map((k) => `export function ${k}(...args) { return new.target ? Reflect.construct(load().${k}, args, new.target) : load().${k}(...args); }`);
-  return `const id = ${JSON.stringify(id)};
-let mod;
-const load = () => (mod ??= require(id));
-export default new Proxy({}, { get: (_t, key) => load()[key], has: (_t, key) => key in load() });
-${wrappers.join('\n')}
-`;
-}
 
 /** node:fs/promises as the challenge bundle sees it: the same functions made of blocking calls.
  * A delivery has nothing else to do while it reads a template, and node:fs/promises costs a load
@@ -70,9 +54,6 @@ export const writeFile = blocking(fs.writeFileSync);
 export const mkdir = blocking(fs.mkdirSync);
 export const rename = blocking(fs.renameSync);
 `;
-
-/** nodemailer's table of MIME types (2,000 entries, built at load): only attachments need it. */
-const MIME_TYPES = /[\\/]nodemailer[\\/]dist[\\/]esm[\\/]mime-funcs[\\/]mime-types\.js$/;
 
 /** The built-in challenge templates, precompiled with the options challenge.ts compiles them
  * with. Anything else (a user's templates, other options) is compiled at run time as before. */
@@ -120,7 +101,6 @@ async function bundle(esbuild, { entry, file }) {
   const nativeRel = `./${relative(out, native)}`;
   const outside = new RegExp(`\\bimport\\((['"])\\./(${OUTSIDE.join('|')})\\.js\\1\\)`, 'g');
   const external = new RegExp(`\\bimport\\((['"])(${EXTERNAL.join('|')})\\1\\)`, 'g');
-  const lazy = new RegExp(`^(node:)?(${LAZY_BUILTINS.join('|')})$`);
 
   const tmp = `${file}.${process.pid}.tmp`;
   await esbuild.build({
@@ -156,21 +136,6 @@ async function bundle(esbuild, { entry, file }) {
             build.onLoad({ filter: /.*/, namespace: 'vouch-fs-sync' }, () => ({ contents: FS_PROMISES_SYNC, loader: 'js' }));
           }
           build.onLoad({ filter: /.*/, namespace: 'vouch-handlebars' }, () => ({ contents: handlebarsShim(), loader: 'js', resolveDir: root }));
-          build.onResolve({ filter: lazy }, (args) => (args.namespace === 'vouch-lazy' ? undefined : { path: args.path.replace(/^node:/, ''), namespace: 'vouch-lazy' }));
-          build.onLoad({ filter: /.*/, namespace: 'vouch-lazy' }, (args) => ({ contents: lazyModule(args.path), loader: 'js' }));
-          // The table itself is bundled as it is, but evaluated on first use (a require() of an ES
-          // module makes esbuild wrap it in a lazy initialiser).
-          build.onLoad({ filter: MIME_TYPES }, (args) =>
-            args.suffix === '?table'
-              ? undefined
-              : {
-                  contents: `const table = () => require(${JSON.stringify(`${args.path}?table`)});
-export const detectMimeType = (name) => table().detectMimeType(name);
-export const detectExtension = (type) => table().detectExtension(type);`,
-                  loader: 'js',
-                },
-          );
-          build.onResolve({ filter: /\?table$/ }, (args) => ({ path: args.path.slice(0, -'?table'.length), suffix: '?table' }));
           build.onLoad({ filter: /[\\/]sqlite3[\\/]lib[\\/]sqlite3-binding\.js$/ }, () => ({
             // Names in variables: esbuild leaves both requires to run time. The second is sqlite3's
             // own lookup, for a tree moved after the build.

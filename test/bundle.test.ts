@@ -16,12 +16,15 @@ import { deliverQmail, makeHome, message, pendingList, qmailEnv, ROOT, vouch } f
 
 const AGENT = join(ROOT, 'dist', 'agent');
 
-test('the build leaves both bundles and their code caches beside the launcher', (t) => {
-  for (const f of ['cli.bundle.cjs', 'cli.bundle.cache', 'challenge.bundle.cjs', 'challenge.bundle.cache', 'launch.cjs']) {
+test('the build leaves the three bundles and their code caches beside the launcher', (t) => {
+  for (const f of ['cli.bundle.cjs', 'cli.bundle.cache', 'store.bundle.cjs', 'store.bundle.cache', 'challenge.bundle.cjs', 'challenge.bundle.cache', 'launch.cjs']) {
     t.true(existsSync(join(AGENT, f)), f);
   }
-  // The whitelisted path's bundle holds none of the heavy packages.
-  t.notRegex(readFileSync(join(AGENT, 'cli.bundle.cjs'), 'utf8'), /node_modules[\\/](nodemailer|handlebars|mailparser)[\\/]/);
+  // The whitelisted path's bundle holds none of the heavy packages, and not SQLite either.
+  const cli = readFileSync(join(AGENT, 'cli.bundle.cjs'), 'utf8');
+  t.notRegex(cli, /node_modules[\\/](nodemailer|handlebars|mailparser|sqlite3)[\\/]/);
+  t.notRegex(cli, /node_sqlite3\.node/);
+  t.regex(readFileSync(join(AGENT, 'store.bundle.cjs'), 'utf8'), /node_sqlite3\.node/);
 });
 
 test('vouch deliver sends a challenge over SMTP from the bundle (nodemailer required at run time)', async (t) => {
@@ -90,8 +93,7 @@ test('without its code caches the CLI still delivers and challenges, and writes 
   try {
     cpSync(join(ROOT, 'dist', 'agent'), join(base, 'dist', 'agent'), { recursive: true, verbatimSymlinks: true });
     for (const f of ['node_modules', 'templates', 'config.example.toml', 'package.json']) symlinkSync(join(ROOT, f), join(base, f));
-    rmSync(join(base, 'dist', 'agent', 'cli.bundle.cache'));
-    rmSync(join(base, 'dist', 'agent', 'challenge.bundle.cache'));
+    for (const f of ['cli', 'store', 'challenge']) rmSync(join(base, 'dist', 'agent', `${f}.bundle.cache`));
     const cli = join(base, 'dist', 'agent', 'cli.js');
     const h = await makeHome();
     const sm = fakeSendmail(h);
@@ -106,6 +108,7 @@ test('without its code caches the CLI still delivers and challenges, and writes 
     t.is(b.status, 99, b.stdout);
     t.regex(b.stdout, /held .*challenge sent/);
     t.is(sm.sent().length, 1);
+    t.true(existsSync(join(base, 'dist', 'agent', 'store.bundle.cache')));
     t.true(existsSync(join(base, 'dist', 'agent', 'challenge.bundle.cache')));
     t.is((await pendingList(h)).length, 1);
   } finally {
