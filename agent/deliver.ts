@@ -25,6 +25,10 @@ export interface DeliverOptions {
   readonly mta: Mta | undefined;
   readonly env: NodeJS.ProcessEnv;
   readonly now: () => number;
+  /** The process exits as soon as this delivery returns (`vouch deliver`): the store is left open
+   * for the exit to close. Every change is committed (and in the WAL, fsynced) before it answers,
+   * so closing would only checkpoint, which the next writer's automatic checkpoint does anyway. */
+  readonly exiting?: boolean;
   /** Told the configured deadline before the delivery first waits on anything (the store, the
    * transport): until then it only makes blocking calls, which no timer could interrupt. */
   readonly onDeadline?: (ms: number) => void;
@@ -157,7 +161,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
     if (map !== undefined && !map.usable) await store.repairListMap().catch(() => undefined);
     return done(line);
   } finally {
-    await store.close().catch(() => undefined);
+    if (opts.exiting !== true) await store.close().catch(() => undefined);
   }
 }
 
@@ -344,7 +348,7 @@ export async function main(opts: DeliverOptions): Promise<never> {
   };
   try {
     const raw = await readInput(0, undefined, () => onDeadline(300_000));
-    const report = await deliverMessage(raw, { ...opts, onDeadline });
+    const report = await deliverMessage(raw, { ...opts, onDeadline, exiting: true });
     failpoint('deliver:before-exit');
     if (timer !== undefined) clearTimeout(timer);
     writeLine(report.line);

@@ -399,8 +399,8 @@ export class Store {
           await this.db.run('INSERT INTO challenges (sender_key, domain, sent) VALUES (?, ?, ?)', [m.senderKey, rate.domain, m.received]);
         }
       }
-      let id = newId(m.received);
-      while (await this.db.get('SELECT 1 FROM messages WHERE id = ?', [id])) id = newId(m.received);
+      let id = await newId(m.received);
+      while (await this.db.get('SELECT 1 FROM messages WHERE id = ?', [id])) id = await newId(m.received);
       await this.db.run(
         `INSERT INTO messages (id, digest, received, sender, sender_key, recipient, from_header, subject, date_header,
            message_id, size, reason, challenge, challenge_note, rpline, dtline)
