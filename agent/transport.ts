@@ -1,7 +1,7 @@
 // How a confirmation request leaves: one small interface, three implementations chosen by
 // config.send.transport. Every one sends with the null envelope sender; failures carry a code.
 
-import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawnSync as nodeSpawnSync, type SpawnSyncOptionsWithBufferEncoding, type SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -30,7 +30,8 @@ export class TransportError extends Error {
 
 /** Side effects the tests replace. */
 export interface TransportSeams {
-  readonly spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+  /** Runs the sendmail program to its end (child_process.spawnSync). */
+  readonly spawnSync?: (command: string, args: readonly string[], options: SpawnSyncOptionsWithBufferEncoding) => SpawnSyncReturns<Buffer>;
   /** Milliseconds before a sendmail child is killed (default 60 s) or an SMTP exchange is given up
    * (default 120 s): both well inside the delivery deadline. */
   readonly timeoutMs?: number;
@@ -55,47 +56,40 @@ export function sendmailArgs(program: string, to: string): string[] {
 
 export class SendmailTransport implements Transport {
   readonly program: string;
-  readonly #spawn: NonNullable<TransportSeams['spawn']>;
+  readonly #spawnSync: NonNullable<TransportSeams['spawnSync']>;
   readonly #timeoutMs: number;
 
   constructor(program: string, seams: TransportSeams = {}) {
     this.program = program;
-    this.#spawn = seams.spawn ?? nodeSpawn;
+    this.#spawnSync = seams.spawnSync ?? nodeSpawnSync;
     this.#timeoutMs = seams.timeoutMs ?? 60_000;
   }
 
+  // spawnSync, not spawn: a delivery has nothing to do while sendmail runs, and the asynchronous
+  // child's stdin stream (a net.Socket) costs a cold process about a millisecond to set up.
   async send(envelope: MailEnvelope, raw: Buffer): Promise<void> {
     checkRecipient(envelope.to);
-    await new Promise<void>((resolve, reject) => {
-      let child: ChildProcess;
-      try {
-        // No shell: the program and every argument are passed as they are.
-        child = this.#spawn(this.program, sendmailArgs(this.program, envelope.to), { stdio: ['pipe', 'ignore', 'ignore'], shell: false });
-      } catch (err) {
-        reject(new TransportError('ESENDMAIL', 'cannot start the sendmail program', { cause: err }));
-        return;
-      }
-      let settled = false;
-      const done = (err?: TransportError) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        done(new TransportError('ETIMEDOUT', 'the sendmail program took too long'));
-      }, this.#timeoutMs);
-      child.on('error', (err) => done(new TransportError('ESENDMAIL', 'cannot run the sendmail program', { cause: err })));
-      child.on('close', (code, signal) => {
-        if (code === 0) done();
-        else done(new TransportError('ESENDMAIL', `the sendmail program failed (${signal ?? `exit ${code}`})`));
+    let r: SpawnSyncReturns<Buffer>;
+    try {
+      // No shell: the program and every argument are passed as they are.
+      r = this.#spawnSync(this.program, sendmailArgs(this.program, envelope.to), {
+        input: raw,
+        stdio: ['pipe', 'ignore', 'ignore'],
+        shell: false,
+        timeout: this.#timeoutMs,
+        killSignal: 'SIGKILL',
       });
-      // A program that exits without reading its input makes the write fail: the exit status tells.
-      child.stdin?.on('error', () => undefined);
-      child.stdin?.end(raw);
-    });
+    } catch (err) {
+      throw new TransportError('ESENDMAIL', 'cannot start the sendmail program', { cause: err });
+    }
+    const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ETIMEDOUT') throw new TransportError('ETIMEDOUT', 'the sendmail program took too long', { cause: r.error });
+    // A program that exits without reading its input fails the write (EPIPE): its exit status tells.
+    if (r.status === 0) return;
+    if (r.error !== undefined && r.status === null && r.signal === null) {
+      throw new TransportError('ESENDMAIL', 'cannot run the sendmail program', { cause: r.error });
+    }
+    throw new TransportError('ESENDMAIL', `the sendmail program failed (${r.signal ?? `exit ${r.status}`})`);
   }
 }
 

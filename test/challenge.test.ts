@@ -1,7 +1,7 @@
 // The confirmation request itself (composed, re-parsed with mailparser, header injection refused)
 // and the three transports, smtp against a real smtp-server on 127.0.0.1.
 import test from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -159,14 +159,16 @@ test('sendmail argv: qmail-inject gets -f "" and --; any other program also gets
 
 test('the sendmail transport spawns without a shell, writes the message to stdin, and maps exit codes', async (t) => {
   const calls: { cmd: string; args: readonly string[]; shell: unknown }[] = [];
+  const out = join(mkdtempSync(join(tmpdir(), 'vouch-sm-')), 'out');
   const ok = new SendmailTransport('/usr/sbin/sendmail', {
-    spawn: (cmd, args, options) => {
+    spawnSync: (cmd, args, options) => {
       calls.push({ cmd, args, shell: options.shell });
-      return spawn('/bin/sh', ['-c', 'cat > "$0"', join(mkdtempSync(join(tmpdir(), 'vouch-sm-')), 'out')], { stdio: ['pipe', 'ignore', 'ignore'] });
+      return spawnSync('/bin/sh', ['-c', 'cat > "$0"', out], options);
     },
   });
   await ok.send({ from: '', to: 'bob@example.com' }, Buffer.from('Subject: x\n\n.\nbody\n'));
   t.deepEqual(calls, [{ cmd: '/usr/sbin/sendmail', args: ['-i', '-f', '', '--', 'bob@example.com'], shell: false }]);
+  t.is(readFileSync(out, 'utf8'), 'Subject: x\n\n.\nbody\n');
   const failing = new SendmailTransport('/bin/false');
   const err = await t.throwsAsync(failing.send({ from: '', to: 'bob@example.com' }, Buffer.from('x')), { instanceOf: TransportError });
   t.is(err?.code, 'ESENDMAIL');
@@ -178,9 +180,11 @@ test('the sendmail transport spawns without a shell, writes the message to stdin
 });
 
 test('a sendmail program that hangs is killed and reported as ETIMEDOUT', async (t) => {
-  const hang = new SendmailTransport('/bin/sleep', { timeoutMs: 200, spawn: (_c, _a, o) => spawn('/bin/sleep', ['30'], o) });
+  const started = Date.now();
+  const hang = new SendmailTransport('/bin/sleep', { timeoutMs: 200, spawnSync: (_c, _a, o) => spawnSync('/bin/sleep', ['30'], o) });
   const err = await t.throwsAsync(hang.send({ from: '', to: 'bob@example.com' }, Buffer.from('x')), { instanceOf: TransportError });
   t.is(err?.code, 'ETIMEDOUT');
+  t.true(Date.now() - started < 10_000);
 });
 
 test('the file transport writes the .eml and its envelope', async (t) => {
@@ -403,12 +407,13 @@ test('sendChallenge sends through the transport it is given', async (t) => {
 
 // ---- what the whitelisted path loads
 
-/** Runs `vouch deliver` with a module hook that logs every resolved URL of the three heavy packages,
- * and every read of challenge.bundle.cjs (the build's bundle of nodemailer's composer and handlebars). */
+/** Runs `vouch deliver` with a module hook that logs every resolved URL of the three heavy packages
+ * and of sqlite3, and every read of store.bundle.cjs and challenge.bundle.cjs (the build's bundles
+ * of the store with SQLite, and of the composer with handlebars). */
 async function loaded(env: NodeJS.ProcessEnv, input: string): Promise<string[]> {
   const log = join(mkdtempSync(join(tmpdir(), 'vouch-load-')), 'log');
-  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); if (/node_modules\\/(nodemailer|handlebars|mailparser)\\//.test(r.url)) (await import('node:fs')).appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`;
-  const reads = `import fs from 'node:fs'; const read = fs.readFileSync; fs.readFileSync = function (p, ...rest) { if (/challenge[.]bundle[.]cjs$/.test(String(p))) fs.appendFileSync(${JSON.stringify(log)}, String(p) + '\\n'); return read.call(this, p, ...rest); };`;
+  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); if (/node_modules\\/(nodemailer|handlebars|mailparser|sqlite3)\\//.test(r.url)) (await import('node:fs')).appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`;
+  const reads = `import fs from 'node:fs'; const read = fs.readFileSync; fs.readFileSync = function (p, ...rest) { if (/(store|challenge)[.]bundle[.]cjs$/.test(String(p))) fs.appendFileSync(${JSON.stringify(log)}, String(p) + '\\n'); return read.call(this, p, ...rest); };`;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)}); ${reads}`;
   const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, CLI, 'deliver'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'ignore', 'ignore'] });
   child.stdin.end(input);
@@ -420,13 +425,14 @@ async function loaded(env: NodeJS.ProcessEnv, input: string): Promise<string[]> 
   }
 }
 
-test('the whitelisted path loads neither nodemailer, handlebars nor mailparser; the sendmail challenge path loads handlebars only', async (t) => {
+test('the whitelisted path loads neither nodemailer, handlebars, mailparser nor SQLite; the sendmail challenge path loads handlebars and SQLite only', async (t) => {
   const h = await makeHome();
   fakeSendmail(h);
   const qenv = (sender: string) => ({ ...h.env, SENDER: sender, RECIPIENT: 'alice@example.org', LOCAL: 'alice', HOST: 'example.org', EXT: '', DTLINE: 'Delivered-To: alice@example.org\n', RPLINE: `Return-Path: <${sender}>\n` });
   const challenged = await loaded(qenv('carol@example.net'), message({ from: 'carol@example.net' }));
   const bundled = challenged.some((u) => u.endsWith('challenge.bundle.cjs'));
   t.true(bundled || challenged.some((u) => u.includes('/handlebars/')), 'the hook sees the challenge path');
+  t.true(challenged.some((u) => u.endsWith('store.bundle.cjs') || u.includes('/sqlite3/')), 'the hook sees the store');
   // mime.ts composes the request: nodemailer is for the smtp transport alone.
   t.false(challenged.some((u) => u.includes('/nodemailer/')));
   await vouch(['whitelist', 'add', 'bob@example.com'], { env: h.env });
