@@ -322,8 +322,8 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     await store.setChallenge(result.id, 'failed', reason);
     return `${head}; challenge failed (${reason})`;
   }
+  // Counted by the trigger messages_challenged.
   await store.setChallenge(result.id, 'sent', '');
-  await store.count('challenged', ctx.now);
   return `${head}; challenge sent`;
 }
 

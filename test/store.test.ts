@@ -84,3 +84,18 @@ test('a store written by a newer vouch is refused', async (t) => {
   await s.close();
   await t.throwsAsync(Store.open(path), { message: /newer vouch/ });
 });
+
+test('a held message and a sent challenge are counted once each, on the day the message came', async (t) => {
+  const store = await Store.open(dbPath());
+  t.teardown(() => store.close());
+  const a = await store.hold(input({ challenge: 'pending', challengeNote: '' }));
+  await store.hold(input({ challenge: 'pending', challengeNote: '' })); // a retry: not counted again
+  await store.hold(input({ digest: 'd2', received: Date.UTC(2026, 10, 24, 1) }));
+  await store.setChallenge(a.id, 'sent', '');
+  await store.setChallenge(a.id, 'sent', ''); // marking it again is no second challenge
+  const rows = await store.activity('2026-11-01');
+  const n = (day: string, kind: string) => rows.filter((r) => r.day === day && r.kind === kind).reduce((x, r) => x + r.n, 0);
+  t.is(n('2026-11-23', 'held'), 1);
+  t.is(n('2026-11-24', 'held'), 1);
+  t.is(n('2026-11-23', 'challenged'), 1);
+});
