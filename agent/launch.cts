@@ -77,13 +77,19 @@ function vouchImport(specifier: string): Promise<unknown> {
   const name = BUNDLED[specifier];
   if (name !== undefined) {
     try {
-      const exports = run(name);
-      if (exports !== undefined) return Promise.resolve(exports);
+      // Run once, as import() would: a second import gets the same exports.
+      const exports = loaded.get(name) ?? run(name);
+      if (exports !== undefined) {
+        loaded.set(name, exports);
+        return Promise.resolve(exports);
+      }
     } catch (err) {
       return Promise.reject(err);
     }
   }
   return import(specifier);
 }
+
+const loaded = new Map<string, unknown>();
 
 if (run('cli.bundle.cjs') === undefined) void import('./main.js');

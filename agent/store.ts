@@ -399,11 +399,24 @@ export class Store {
    * same transaction, so concurrent deliveries cannot both pass a limit. */
   async hold(m: HoldInput, rate?: RateLimits): Promise<HoldResult> {
     return this.db.tx(async () => {
-      const seen = await this.db.get<{ id: string; challenge: ChallengeState; challenge_note: string }>(
-        'SELECT id, challenge, challenge_note FROM messages WHERE digest = ?',
-        [m.digest],
-      );
-      if (seen) return { id: seen.id, fresh: false, challenge: seen.challenge, note: seen.challenge_note };
+      // The digest is a fast key (deliver.digestOf): a message found under it is this one only when
+      // sender, recipient and bytes agree. Another one under the same key takes the next key.
+      let digest = m.digest;
+      for (let n = 1; ; n++) {
+        const seen = await this.db.get<{ id: string; challenge: ChallengeState; challenge_note: string; sender: string; recipient: string }>(
+          'SELECT id, challenge, challenge_note, sender, recipient FROM messages WHERE digest = ?',
+          [digest],
+        );
+        if (!seen) break;
+        if (seen.sender === m.sender && seen.recipient === m.recipient) {
+          // A body already gone (released, then pruned) cannot be compared: the retry of a message
+          // that was held and settled is the likely story, so it counts as the same.
+          const raw = await this.raw(seen.id);
+          if (raw === undefined || raw.equals(m.raw)) return { id: seen.id, fresh: false, challenge: seen.challenge, note: seen.challenge_note };
+        }
+        if (n > 16) throw new Error('hold: too many messages share one digest');
+        digest = `${m.digest}.${n}`;
+      }
       let challenge = m.challenge;
       let note = m.challengeNote;
       if (challenge === 'pending' && rate) {
@@ -425,7 +438,7 @@ export class Store {
             `INSERT INTO messages (id, digest, received, sender, sender_key, recipient, from_header, subject, date_header,
                message_id, size, reason, challenge, challenge_note, rpline, dtline)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-            [id, m.digest, m.received, m.sender, m.senderKey, m.recipient, m.fromHeader, m.subject, m.date, m.messageId,
+            [id, digest, m.received, m.sender, m.senderKey, m.recipient, m.fromHeader, m.subject, m.date, m.messageId,
               m.raw.length, m.reason, challenge, note, m.rpline, m.dtline],
           );
           break;

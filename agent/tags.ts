@@ -1,14 +1,15 @@
 // Tagged addresses: the extension after the user's name and delimiter, signed with HMAC-SHA256 over
 // a length-prefixed (version, purpose, fields…) under the home's 256-bit secret, truncated to 80
-// bits, lower-case base32. MACs are checked in constant time before any I/O.
+// bits, lower-case base32. MACs are checked in constant time before any I/O. (HMAC from sha256.ts:
+// node:crypto would cost a cold delivery more than the rest of its work.)
 //
 //   confirm-<id>.<mac>      the reply address of one confirmation request (id + the challenged sender)
 //   dated-<expiry>.<mac>    accepted from anyone until <expiry> (unix seconds)
 //   sender-<mac>            accepted only from the sender (or `@domain`) it was made for
 //   keyword-<word>.<mac>    accepted from anyone while <word> is not revoked
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { base32 } from './base32.js';
+import { constantTimeEqual, hmacSha256 } from './sha256.js';
 
 const VERSION = '1';
 const MAC_BYTES = 10;
@@ -29,15 +30,13 @@ function field(text: string): Buffer {
 
 /** The MAC of (version, purpose, fields…), as base32 text. */
 export function mac(key: Uint8Array, purpose: string, fields: readonly string[]): string {
-  const h = createHmac('sha256', key);
-  for (const f of [VERSION, purpose, ...fields]) h.update(field(f));
-  return base32(h.digest().subarray(0, MAC_BYTES));
+  return base32(hmacSha256(key, [VERSION, purpose, ...fields].map(field)).subarray(0, MAC_BYTES));
 }
 
 function same(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+  return constantTimeEqual(x, y);
 }
 
 const WORD = /^[a-z0-9][a-z0-9_]{0,23}$/;

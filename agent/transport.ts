@@ -2,7 +2,6 @@
 // config.send.transport. Every one sends with the null envelope sender; failures carry a code.
 
 import { spawnSync as nodeSpawnSync, type SpawnSyncOptionsWithBufferEncoding, type SpawnSyncReturns } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isPlainAddress } from './address.js';
@@ -163,6 +162,7 @@ export class FileTransport implements Transport {
     checkRecipient(envelope.to);
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const { randomBytes } = await import('node:crypto');
       const name = `${Date.now()}.${process.pid}.${randomBytes(4).toString('hex')}`;
       const put = async (file: string, data: Buffer | string) => {
         const tmp = join(this.dir, `.${file}.tmp`);

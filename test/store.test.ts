@@ -99,3 +99,17 @@ test('a held message and a sent challenge are counted once each, on the day the 
   t.is(n('2026-11-24', 'held'), 1);
   t.is(n('2026-11-23', 'challenged'), 1);
 });
+
+test('two different messages under one digest are both held; each again is recognised as held', async (t) => {
+  const store = await Store.open(dbPath());
+  t.teardown(() => store.close());
+  const a = await store.hold(input({ digest: 'same', raw: Buffer.from('Subject: a\n\nfirst\n') }));
+  const b = await store.hold(input({ digest: 'same', raw: Buffer.from('Subject: b\n\nsecond\n') }));
+  const c = await store.hold(input({ digest: 'same', sender: 'carol@example.net', raw: Buffer.from('Subject: a\n\nfirst\n') }));
+  t.true(a.fresh && b.fresh && c.fresh);
+  t.is(new Set([a.id, b.id, c.id]).size, 3);
+  const again = await store.hold(input({ digest: 'same', raw: Buffer.from('Subject: b\n\nsecond\n') }));
+  t.deepEqual([again.id, again.fresh], [b.id, false]);
+  t.is(await store.countHeld(), 3);
+  t.deepEqual(await store.raw(b.id), Buffer.from('Subject: b\n\nsecond\n'));
+});
