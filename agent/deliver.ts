@@ -330,7 +330,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     return `${head}; challenge failed (${reason})`;
   }
   // Counted by the trigger messages_challenged.
-  await store.setChallenge(result.id, 'sent', '');
+  await store.challengeSent(result.id);
   return `${head}; challenge sent`;
 }
 

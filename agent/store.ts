@@ -6,7 +6,7 @@
 
 import { dirname } from 'node:path';
 import { Db, finalize, stepRun, type Param } from './db.js';
-import { newId } from './ids.js';
+import { isId, newId } from './ids.js';
 import { lookupKeys, type Pattern } from './address.js';
 import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
 import { clearMarks, markStale, staleMarks, writeListMap, type ListRow } from './listmap.js';
@@ -519,6 +519,21 @@ export class Store {
 
   async setChallenge(id: string, state: ChallengeState, note: string): Promise<void> {
     await this.db.run('UPDATE messages SET challenge = ?, challenge_note = ? WHERE id = ?', [state, note, id]);
+  }
+
+  /** Marks a challenge sent, in one round trip and without waiting for an fsync: the mark outlives
+   * a crash of this process (it is in the WAL), and a power loss can only take it back to
+   * "pending", which is what it was while the request was on its way. (The message itself was
+   * held, and fsynced, before the request went out.) */
+  async challengeSent(id: string): Promise<void> {
+    // One exec, so the id is written into the statement: it must be an id and nothing else.
+    if (!isId(id)) throw new Error('challengeSent: not an id');
+    try {
+      await this.db.exec(`PRAGMA synchronous = NORMAL; UPDATE messages SET challenge = 'sent', challenge_note = '' WHERE id = '${id}'; PRAGMA synchronous = FULL;`);
+    } catch (err) {
+      await this.db.exec('PRAGMA synchronous = FULL');
+      throw err;
+    }
   }
 
   /** Step one of a release: fixes the Maildir file name the message will have. Returns the name

@@ -113,3 +113,15 @@ test('two different messages under one digest are both held; each again is recog
   t.is(await store.countHeld(), 3);
   t.deepEqual(await store.raw(b.id), Buffer.from('Subject: b\n\nsecond\n'));
 });
+
+test('marking a challenge sent counts it once, and leaves every later commit fully synchronous', async (t) => {
+  const store = await Store.open(dbPath());
+  t.teardown(() => store.close());
+  const a = await store.hold(input({ challenge: 'pending', challengeNote: '' }));
+  await store.challengeSent(a.id);
+  t.is((await store.get(a.id))?.challenge, 'sent');
+  t.is((await store.db.get<{ synchronous: number }>('PRAGMA synchronous'))?.synchronous, 2);
+  t.is((await store.activity('2026-11-01')).find((r) => r.kind === 'challenged')?.n, 1);
+  await t.throwsAsync(store.challengeSent("x'; DROP TABLE messages; --"));
+  t.is(await store.countHeld(), 1);
+});
