@@ -319,7 +319,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     return result.challenge === 'suppressed' ? `${head}; challenge suppressed (${result.note})` : `${head}; challenge ${result.challenge}`;
   }
   // A challenge still pending (fresh, or a retry after a crash before it went out): send it now.
-  const held = await store.get(result.id);
+  const held = result.held ?? (await store.get(result.id));
   if (!held) throw new Error('held message vanished');
   try {
     const { sendChallenge } = await import('./challenge.js');

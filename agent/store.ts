@@ -162,6 +162,8 @@ export interface HoldResult {
   readonly fresh: boolean;
   readonly challenge: ChallengeState;
   readonly note: string;
+  /** The row as it was stored, when this call stored it (saves a get() on the challenge path). */
+  readonly held?: Held;
 }
 
 export interface Held {
@@ -448,7 +450,12 @@ export class Store {
         }
       }
       await this.#putBody(id, m.raw);
-      return { id, fresh: true, challenge, note };
+      const held: Held = {
+        id, received: m.received, sender: m.sender, senderKey: m.senderKey, recipient: m.recipient, fromHeader: m.fromHeader,
+        subject: m.subject, date: m.date, messageId: m.messageId, size: m.raw.length, reason: m.reason, challenge,
+        challengeNote: note, state: 'held', maildirName: null, rpline: m.rpline, dtline: m.dtline,
+      };
+      return { id, fresh: true, challenge, note, held };
     });
   }
 

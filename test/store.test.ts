@@ -23,6 +23,9 @@ test('holding the same message twice keeps one copy, byte for byte', async (t) =
   const b = await store.hold(input());
   t.true(a.fresh);
   t.false(b.fresh);
+  // What the hold returns is what a get() reads back.
+  t.deepEqual(a.held, await store.get(a.id));
+  t.is(b.held, undefined);
   t.is(a.id, b.id);
   t.is(await store.countHeld(), 1);
   t.deepEqual(await store.raw(a.id), input().raw);
