@@ -5,6 +5,7 @@
 
 import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { failpoint } from './failpoint.js';
 
 export const JOURNAL_DIR = 'delivered';
 /** How many days back a retry looks (qmail gives up after 7 days, Postfix after 5). */
@@ -113,6 +114,7 @@ export function claim(home: string, key: string, name: string, now: number): Cla
     return { name, fresh: true };
   }
   unlinkQuietly(tmp);
+  failpoint('journal:after-claim');
   return { name, fresh: true };
 }
 

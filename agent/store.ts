@@ -6,6 +6,7 @@
 
 import { dirname } from 'node:path';
 import { Db, finalize, stepRun, type Param } from './db.js';
+import { failpoint } from './failpoint.js';
 import { isId, newId } from './ids.js';
 import { lookupKeys, type Pattern } from './address.js';
 import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
@@ -364,6 +365,7 @@ export class Store {
       marks = [...settled, mine];
       const r = await body();
       writeListMap(this.home, await this.db.all<ListRow>('SELECT key, list, pattern FROM lists'));
+      failpoint('lists:after-map');
       return r;
     });
     clearMarks(this.home, marks);

@@ -20,9 +20,9 @@ const DELIVERIES = size(150, 1000);
 
 /** The failpoints each kind of step passes through, in the order a delivery reaches them. */
 const POINTS = {
-  direct: ['maildir:after-tmp-write', 'maildir:after-fsync', 'maildir:after-link', 'deliver:before-exit'],
+  direct: ['journal:after-claim', 'maildir:after-tmp-write', 'maildir:after-fsync', 'maildir:after-link', 'deliver:before-exit'],
   hold: ['store:after-commit', 'deliver:before-exit'],
-  confirm: ['maildir:after-tmp-write', 'maildir:after-fsync', 'maildir:after-link', 'release:after-maildir', 'confirm:after-use', 'deliver:before-exit'],
+  confirm: ['lists:after-map', 'maildir:after-tmp-write', 'maildir:after-fsync', 'maildir:after-link', 'release:after-maildir', 'confirm:after-use', 'deliver:before-exit'],
   release: ['maildir:after-tmp-write', 'maildir:after-fsync', 'maildir:after-link', 'release:after-maildir'],
 } as const;
 type Step = keyof typeof POINTS;

@@ -214,10 +214,13 @@ test.serial('bob’s next message goes straight into alice’s Maildir', async (
   t.deepEqual(s.pending().filter((p) => p.sender === s.bob.address), []);
 });
 
-test.serial('while the store cannot be opened the message stays deferred in Postfix’s queue, not bounced, and arrives after postqueue -f', async (t) => {
+test.serial('while the store and the lists map cannot be read the message stays deferred in Postfix’s queue, not bounced, and arrives after postqueue -f', async (t) => {
   const s = box();
+  // bob is whitelisted: his mail is decided from the lists map, and only without it from the store.
   const db = join(s.alice.home, '.vouch', 'vouch.db');
+  const map = join(s.alice.home, '.vouch', 'lists.map');
   chmodSync(db, 0o000);
+  chmodSync(map, 0o000);
   let id = '';
   try {
     const m = s.mark();
@@ -237,6 +240,7 @@ test.serial('while the store cannot be opened the message stays deferred in Post
     t.deepEqual(newMail(s.bob), [], 'nothing reached bob');
   } finally {
     chmodSync(db, 0o600);
+    chmodSync(map, 0o600);
   }
 
   const m = s.mark();
