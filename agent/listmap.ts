@@ -17,6 +17,7 @@
 
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { syncDir } from './durable.js';
 
 export type ListName = 'white' | 'black';
 
@@ -231,13 +232,4 @@ export function writeListMap(home: string, rows: readonly ListRow[]): void {
   }
   renameSync(tmp, join(home, MAP_FILE));
   syncDir(home);
-}
-
-function syncDir(path: string): void {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

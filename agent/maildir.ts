@@ -5,6 +5,7 @@ import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readdir
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { failpoint } from './failpoint.js';
+import { syncDir } from './durable.js';
 
 // Blocking calls throughout: a delivery process has nothing else to do while it writes, and each
 // promise call is a thread-pool round trip (a dozen of them cost more than the writes themselves).
@@ -123,14 +124,5 @@ function removeQuietly(path: string): void {
     unlinkSync(path);
   } catch {
     /* already gone, or the folder went away: nothing to clean */
-  }
-}
-
-function syncDir(path: string): void {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
