@@ -157,6 +157,15 @@ export interface RateLimits {
   readonly globalHourly: number;
 }
 
+/** A held message as the hold's first look sees it. */
+interface Seen {
+  readonly id: string;
+  readonly challenge: ChallengeState;
+  readonly challenge_note: string;
+  readonly sender: string;
+  readonly recipient: string;
+}
+
 export interface HoldResult {
   readonly id: string;
   /** False when the message was already held (an MTA retry). */
@@ -405,12 +414,15 @@ export class Store {
     return this.db.tx(async () => {
       // The digest is a fast key (deliver.digestOf): a message found under it is this one only when
       // sender, recipient and bytes agree. Another one under the same key takes the next key.
+      // The first look also counts the recent challenges for the rate limits: one round trip
+      // fewer while the write lock is held.
+      const first = await this.#seenAndLimits(m, rate);
       let digest = m.digest;
       for (let n = 1; ; n++) {
-        const seen = await this.db.get<{ id: string; challenge: ChallengeState; challenge_note: string; sender: string; recipient: string }>(
-          'SELECT id, challenge, challenge_note, sender, recipient FROM messages WHERE digest = ?',
-          [digest],
-        );
+        const seen =
+          n === 1
+            ? first.seen
+            : await this.db.get<Seen>('SELECT id, challenge, challenge_note, sender, recipient FROM messages WHERE digest = ?', [digest]);
         if (!seen) break;
         if (seen.sender === m.sender && seen.recipient === m.recipient) {
           // A body already gone (released, then pruned) cannot be compared: the retry of a message
@@ -424,7 +436,7 @@ export class Store {
       let challenge = m.challenge;
       let note = m.challengeNote;
       if (challenge === 'pending' && rate) {
-        const limited = await this.#rateLimited(m.senderKey, rate, m.received);
+        const limited = first.limited;
         if (limited) {
           challenge = 'suppressed';
           note = limited;
@@ -470,20 +482,29 @@ export class Store {
     }
   }
 
-  async #rateLimited(senderKey: string, rate: RateLimits, now: number): Promise<string | undefined> {
-    // One query for the three limits: the write lock is held meanwhile, so every round trip counts.
+  /** The message held under `m.digest`, if any, and which rate limit (if any) a challenge to its
+   * sender would pass: one query. */
+  async #seenAndLimits(m: HoldInput, rate: RateLimits | undefined): Promise<{ seen: Seen | undefined; limited: string | undefined }> {
+    const now = m.received;
     const hour = now - 3_600_000;
-    const n = await this.db.get<{ sender: number; domain: number; all: number }>(
-      `SELECT (SELECT count(*) FROM challenges WHERE sender_key = ? AND sent > ?) AS sender,
-              (SELECT count(*) FROM challenges WHERE domain = ? AND sent > ?) AS domain,
-              (SELECT count(*) FROM challenges WHERE sent > ?) AS "all"`,
-      [senderKey, now - rate.window, rate.domain, hour, hour],
+    const row = await this.db.get<Partial<Seen> & { n_sender: number; n_domain: number; n_all: number }>(
+      `SELECT m.id, m.challenge, m.challenge_note, m.sender, m.recipient,
+              (SELECT count(*) FROM challenges WHERE sender_key = ? AND sent > ?) AS n_sender,
+              (SELECT count(*) FROM challenges WHERE domain = ? AND sent > ?) AS n_domain,
+              (SELECT count(*) FROM challenges WHERE sent > ?) AS n_all
+         FROM (SELECT 1) LEFT JOIN messages m ON m.digest = ?`,
+      [m.senderKey, now - (rate?.window ?? 0), rate?.domain ?? '', hour, hour, m.digest],
     );
-    if ((n?.sender ?? 0) > 0) return 'sender already challenged recently';
-    if ((n?.domain ?? 0) >= rate.perDomainHourly) return 'hourly cap for the sender domain';
-    if ((n?.all ?? 0) >= rate.globalHourly) return 'global hourly cap';
-    return undefined;
+    const seen = row?.id === undefined || row.id === null ? undefined : (row as Seen);
+    let limited: string | undefined;
+    if (rate !== undefined && row !== undefined) {
+      if (row.n_sender > 0) limited = 'sender already challenged recently';
+      else if (row.n_domain >= rate.perDomainHourly) limited = 'hourly cap for the sender domain';
+      else if (row.n_all >= rate.globalHourly) limited = 'global hourly cap';
+    }
+    return { seen, limited };
   }
+
 
   async get(id: string): Promise<Held | undefined> {
     const r = await this.db.get<Row>(`SELECT ${META} FROM messages WHERE id = ?`, [id]);
