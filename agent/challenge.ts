@@ -1,6 +1,7 @@
 // Confirmation requests: rendered from templates/ (or the user's own), composed by mime.ts, sent
 // with the null envelope sender. Only the challenge path loads this module.
 
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { domainOf, isPlainAddress } from './address.js';
@@ -64,7 +65,9 @@ export function humanDuration(ms: number): string {
 
 /** The user's template when `dir` has one, else the built-in one. */
 async function template(dir: string, name: string): Promise<string> {
-  for (const base of [dir, join(packageRoot(), 'templates')]) {
+  // Most homes have no templates folder of their own: one check, not a failed read per template.
+  const bases = existsSync(dir) ? [dir, join(packageRoot(), 'templates')] : [join(packageRoot(), 'templates')];
+  for (const base of bases) {
     try {
       return await readFile(join(base, name), 'utf8');
     } catch (err) {

@@ -33,8 +33,11 @@ export function homePaths(dir: string): HomePaths {
 }
 
 /** The package root (where config.example.toml and templates/ are), from dist/agent/. */
+let root: string | undefined;
+
 export function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  root ??= resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return root;
 }
 
 /** Reads the 32-byte HMAC key. */
