@@ -190,3 +190,14 @@ test('the same whitelisted message delivered by eight processes at once lands on
   const day = readdirSync(join(h.dir, JOURNAL_DIR, dayOf(Date.now())));
   t.is(day.length, 3, day.join(' '));
 });
+
+test('the store’s prune (vouch expire) removes journal days before its cutoff and keeps the rest', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'vouch-journal-'));
+  const store = await Store.open(join(home, 'vouch.db'));
+  t.teardown(() => store.close());
+  claim(home, 'old', 'name-old', NOW - 10 * DAY);
+  claim(home, 'new', 'name-new', NOW - 7 * DAY);
+  await store.prune(NOW - 7 * DAY);
+  t.is(findClaim(home, 'old', NOW - 10 * DAY), undefined);
+  t.is(findClaim(home, 'new', NOW), 'name-new');
+});
