@@ -4,7 +4,7 @@
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { parse } from 'smol-toml';
+import { createRequire } from 'node:module';
 import { ConfigError } from './failure.js';
 import { parseDuration, parseSize } from './duration.js';
 import { isPlainAddress } from './address.js';
@@ -178,10 +178,16 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
+/** smol-toml, loaded on first use: a delivery whose config.cache matches never parses TOML, and
+ * so does not read or compile the parser either. */
+function toml(): typeof import('smol-toml') {
+  return createRequire(import.meta.url)('smol-toml') as typeof import('smol-toml');
+}
+
 export function parseConfig(text: string, home: string, env: NodeJS.ProcessEnv = process.env): Config {
   let doc: Record<string, unknown>;
   try {
-    doc = parse(text) as Record<string, unknown>;
+    doc = toml().parse(text) as Record<string, unknown>;
   } catch (err) {
     const line = (err as { line?: number }).line;
     throw new ConfigError(`config.toml is not valid TOML${line ? ` (line ${line})` : ''}`);
