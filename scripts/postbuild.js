@@ -3,7 +3,7 @@
 //  - Node's ES module loader: dist/agent/cli.js becomes a symlink to launch.cjs, a CommonJS file,
 //    so Node never starts it on the delivery path;
 //  - resolving and reading ~20 modules: esbuild puts main.ts, the delivery path and its libraries
-//    (the TOML parser) into one file, cli.bundle.cjs; in store.bundle.cjs, sqlite3's native part is
+//    into one file, cli.bundle.cjs; in store.bundle.cjs, sqlite3's native part is
 //    loaded straight from its file instead of through `bindings`, which searches a dozen paths;
 //  - compiling that code: launch.cjs runs the bundle with V8's code cache, cli.bundle.cache,
 //    made here by one real delivery in a throwaway home.
