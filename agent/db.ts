@@ -58,18 +58,27 @@ export class Db {
     });
   }
 
-  /** Runs `fn` inside BEGIN IMMEDIATE … COMMIT, rolling back on any error. */
-  async tx<T>(fn: () => Promise<T>): Promise<T> {
-    await this.exec('BEGIN IMMEDIATE');
-    try {
-      const out = await fn();
-      await this.exec('COMMIT');
-      return out;
-    } catch (err) {
-      await this.exec('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+  /** Runs `fn` inside BEGIN IMMEDIATE … COMMIT, rolling back on any error. Transactions on one
+   * connection take turns: the review page serves requests concurrently over one store, and a
+   * second BEGIN inside the first one's transaction would fail (or its statements join the other's). */
+  tx<T>(fn: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      await this.exec('BEGIN IMMEDIATE');
+      try {
+        const out = await fn();
+        await this.exec('COMMIT');
+        return out;
+      } catch (err) {
+        await this.exec('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    };
+    const turn = this.#txTail.then(run, run);
+    this.#txTail = turn.catch(() => undefined);
+    return turn;
   }
+
+  #txTail: Promise<unknown> = Promise.resolve();
 
   /** A statement prepared once and run many times (bulk import). */
   prepare(sql: string): Promise<sqlite3.Statement> {

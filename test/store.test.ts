@@ -128,3 +128,15 @@ test('marking a challenge sent counts it once, and leaves every later commit ful
   await t.throwsAsync(store.challengeSent("x'; DROP TABLE messages; --"));
   t.is(await store.countHeld(), 1);
 });
+
+test('transactions on one store take turns: concurrent list changes and holds all land', async (t) => {
+  const store = await Store.open(dbPath());
+  t.teardown(() => store.close());
+  await Promise.all([
+    ...Array.from({ length: 10 }, (_, i) => store.addPatterns('white', [parsePattern(`user${i}@example.com`)])),
+    ...Array.from({ length: 10 }, (_, i) => store.hold(input({ digest: `c${i}` }))),
+    store.removePatterns('white', [parsePattern('user0@example.com')]),
+  ]);
+  t.is(await store.countHeld(), 10);
+  t.true((await store.countPatterns('white')) >= 9);
+});
