@@ -354,7 +354,9 @@ export async function run(argv: readonly string[]): Promise<void> {
     if (err instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.
       if (argv.includes('deliver') && err.exitCode !== 0) process.exit(exitCode(detectMta(process.env) ?? 'qmail', 'tempfail'));
-      process.exit(err.exitCode);
+      // A usage error commander caught (unknown option, missing argument) is bad input like any
+      // other: exit 2, as our own UsageError.
+      process.exit(err.exitCode === 0 ? 0 : 2);
     }
     const msg = err instanceof ConfigError || err instanceof UsageError ? err.message : (err as Error)?.message ?? String(err);
     process.stderr.write(`vouch: ${msg}\n`);

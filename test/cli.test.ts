@@ -142,3 +142,13 @@ test('pending show never prints terminal escape sequences from a message', async
   t.false(r.stdout.includes('\u001b'));
   t.regex(r.stdout, /text \^\[\[2J\^\[\[31mred/);
 });
+
+test('a usage error commander catches exits 2 with one line, like our own usage errors', async (t) => {
+  const h = await makeHome();
+  for (const args of [['whitelist', 'add', '--nonsense'], ['pending', 'show'], ['address', 'keyword'], ['no-such-command']]) {
+    const r = await vouch(args, { env: h.env });
+    t.is(r.code, 2, args.join(' '));
+    t.regex(r.stderr, /^vouch: /, args.join(' '));
+  }
+  t.is((await vouch(['--help'], { env: h.env })).code, 0);
+});
