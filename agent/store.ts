@@ -10,7 +10,7 @@ import { failpoint } from './failpoint.js';
 import { isId, newId } from './ids.js';
 import { lookupKeys, type Pattern } from './address.js';
 import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
-import { clearMarks, markStale, staleMarks, writeListMap, type ListRow } from './listmap.js';
+import { clearMarks, markStale, staleMarks, writeListMap, type ListName, type ListRow } from './listmap.js';
 
 export { dayOf };
 
@@ -127,7 +127,7 @@ CREATE TABLE keywords (
 ) WITHOUT ROWID;
 `;
 
-export type ListName = 'white' | 'black';
+export type { ListName };
 export type ChallengeState = 'pending' | 'sent' | 'suppressed' | 'failed' | 'none';
 export type MessageState = 'held' | 'releasing' | 'released' | 'deleted' | 'expired';
 
