@@ -83,7 +83,8 @@ export function findClaim(home: string, key: string, now: number): string | unde
       continue;
     }
     const name = text.trim();
-    // Empty: the earlier attempt died between creating and filling it; claim anew.
+    // Empty: not a claim (claims are linked into place whole; an empty file can only be left by
+    // hand or by a crash of a writer that wrote in place): claim anew.
     if (name !== '') return name;
   }
   return undefined;
