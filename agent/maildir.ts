@@ -1,7 +1,7 @@
 // Maildir delivery, in the order that makes it crash-safe: write tmp/UNIQUE, fsync it, link it into
 // new/NAME, remove tmp/UNIQUE, fsync new/. A crash leaves the message whole in new/ or not there.
 
-import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { failpoint } from './failpoint.js';
@@ -102,10 +102,22 @@ export function deliverSync(dir: string, name: string, parts: readonly Uint8Arra
       removeQuietly(tmp);
       throw err;
     }
+    // new/NAME exists: this message, delivered by an earlier or concurrent attempt, when its bytes
+    // are these. Anything else under the name (names come from fast keys too) is another message:
+    // this one goes in under a name of its own rather than counting as delivered.
+    if (!sameFile(dest, parts)) linkSync(tmp, join(dir, 'new', uniqueName()));
   }
   failpoint('maildir:after-link');
   removeQuietly(tmp);
   syncDir(join(dir, 'new'));
+}
+
+function sameFile(path: string, parts: readonly Uint8Array[]): boolean {
+  try {
+    return readFileSync(path).equals(Buffer.concat(parts));
+  } catch {
+    return false;
+  }
 }
 
 /** Runs `fn`; when it fails for a missing folder, makes dir/{cur,new,tmp} and runs it again. */

@@ -37,6 +37,18 @@ test('a second delivery under the same name (a retry) does not write a second fi
   t.is(readdirSync(join(dir, 'new')).length, 1);
 });
 
+test('another message already under the name is kept, and this one goes in under a name of its own', async (t) => {
+  const dir = tmpMaildir();
+  const name = uniqueName();
+  await deliver(dir, name, [Buffer.from('Subject: first\n\none\n')]);
+  await deliver(dir, name, [Buffer.from('Subject: second\n\ntwo\n')]);
+  const files = readdirSync(join(dir, 'new')).sort();
+  t.is(files.length, 2);
+  t.is(readFileSync(join(dir, 'new', name), 'utf8'), 'Subject: first\n\none\n');
+  t.true(files.some((f) => f !== name && readFileSync(join(dir, 'new', f), 'utf8') === 'Subject: second\n\ntwo\n'));
+  t.deepEqual(readdirSync(join(dir, 'tmp')), []);
+});
+
 test('a message is found in new/ and, once read, in cur/ with its flags', async (t) => {
   const dir = tmpMaildir();
   const name = uniqueName();
