@@ -207,6 +207,22 @@ export function markStale(home: string): string {
   return name;
 }
 
+/** True when a mark was made by a process that may still be running (a mark is named
+ * `pid.time.n`): its writer may yet commit, so the map is not to be rewritten under it. */
+export function writerAtWork(home: string): boolean {
+  return staleMarks(home).some((mark) => {
+    const pid = Number(mark.split('.')[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    if (pid === process.pid) return true;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  });
+}
+
 /** Removes marks (once the writer that made them has committed, or is known to be gone). */
 export function clearMarks(home: string, names: readonly string[]): void {
   for (const n of names) {

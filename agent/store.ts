@@ -10,7 +10,7 @@ import { failpoint } from './failpoint.js';
 import { isId, newId } from './ids.js';
 import { lookupKeys, type Pattern } from './address.js';
 import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
-import { clearMarks, markStale, staleMarks, writeListMap, type ListName, type ListRow } from './listmap.js';
+import { clearMarks, markStale, staleMarks, writerAtWork, writeListMap, type ListName, type ListRow } from './listmap.js';
 
 export { dayOf };
 
@@ -252,19 +252,6 @@ function toHeld(r: Row): Held {
 
 export class StoreVersionError extends Error {}
 
-/** True when the process that made a stale mark (`pid.time.n`) may still be running. */
-function markAlive(mark: string): boolean {
-  const pid = Number(mark.split('.')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export class Store {
   readonly db: Db;
   /** The vouch home (the store's folder), where lists.map and the delivery journal live. */
@@ -389,7 +376,7 @@ export class Store {
   /** Rewrites lists.map when it is missing or damaged, or marked stale only by writers that are
    * gone (a crash between their commit and their unmarking); not while a writer is at work. */
   async repairListMap(): Promise<boolean> {
-    if (staleMarks(this.home).some(markAlive)) return false;
+    if (writerAtWork(this.home)) return false;
     await this.refreshListMap();
     return true;
   }
