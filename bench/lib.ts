@@ -67,19 +67,22 @@ export function quantile(xs: readonly number[], q: number): number {
 
 const WORDS = 'the of and to in is was that for it with as his on be at by had are but from or have an they which one you were all her she there would their we him been has when who will no more if out so up said what its about than into them can only other time new some could these two may first then do any like my now over such our man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still see own men work long here get both between life being under never day same another know while last might us great old year off come since against go came right used take three'.split(' ');
 
-/** A plain text message of about `size` bytes; `id` makes it unique (and is in the Subject). */
-export function makeMessage(opts: { readonly from: string; readonly id: string; readonly size: number }): Buffer {
-  const head = [
+/** The header lines every bench message starts with; `id` makes it unique (and is in the Subject). */
+function headerLines(opts: { readonly from: string; readonly id: string }, contentType: string): string[] {
+  return [
     `From: Sender <${opts.from}>`,
     'To: Alice <alice@example.org>',
     `Subject: bench ${opts.id}`,
     'Date: Mon, 23 Nov 2026 10:00:00 +0000',
     `Message-ID: <${opts.id}.${process.pid}@bench.example>`,
     'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    '',
-  ].join('\n');
+    `Content-Type: ${contentType}`,
+  ];
+}
+
+/** A plain text message of about `size` bytes. */
+export function makeMessage(opts: { readonly from: string; readonly id: string; readonly size: number }): Buffer {
+  const head = [...headerLines(opts, 'text/plain; charset=utf-8'), '', ''].join('\n');
   const lines: string[] = [];
   let n = head.length;
   let w = 0;
@@ -96,13 +99,7 @@ export function makeMessage(opts: { readonly from: string; readonly id: string; 
 export function makeBigMessage(opts: { readonly from: string; readonly id: string; readonly size: number }): Buffer {
   const head = Buffer.from(
     [
-      `From: Sender <${opts.from}>`,
-      'To: Alice <alice@example.org>',
-      `Subject: bench ${opts.id}`,
-      'Date: Mon, 23 Nov 2026 10:00:00 +0000',
-      `Message-ID: <${opts.id}.${process.pid}@bench.example>`,
-      'MIME-Version: 1.0',
-      'Content-Type: multipart/mixed; boundary="b1"',
+      ...headerLines(opts, 'multipart/mixed; boundary="b1"'),
       '',
       '--b1',
       'Content-Type: text/plain',
