@@ -135,7 +135,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
     map = readListMap(paths.dir, lookupKeys(env.sender));
     if (map.usable) {
       const verdict = decide({ loop, tag: { kind: 'none' }, listed: map.hit?.list, blacklistAction: config.delivery.blacklist });
-      if (verdict.action === 'deliver' || verdict.action === 'junk') return done(direct(base, verdict));
+      if (verdict.action === 'deliver' || verdict.action === 'junk') return done(direct(base, verdict, digestOf(env, message)));
     }
   }
 
@@ -202,7 +202,7 @@ async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
   switch (v.action) {
     case 'deliver':
     case 'junk':
-      return direct(ctx, v);
+      return direct(ctx, v, ctx.digest);
     case 'drop':
       await store.count('dropped', ctx.now);
       return `dropped: ${v.why} ${shown(ctx.env.sender)}`;
@@ -213,14 +213,14 @@ async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
   }
 }
 
-/** Delivers to the Maildir (or the junk folder) and says so. */
-function direct(b: Base, v: Verdict & { action: 'deliver' | 'junk' }): string {
+/** Delivers to the Maildir (or the junk folder) and says so; `key` is digestOf() of the message. */
+function direct(b: Base, v: Verdict & { action: 'deliver' | 'junk' }, key: string): string {
   const who = shown(b.env.sender);
   if (v.action === 'deliver') {
-    deliverOnce(b, b.config.delivery.maildir);
+    deliverOnce(b, b.config.delivery.maildir, key);
     return `delivered: ${v.why} ${who}`;
   }
-  deliverOnce(b, join(b.config.delivery.maildir, b.config.delivery.junk_folder));
+  deliverOnce(b, join(b.config.delivery.maildir, b.config.delivery.junk_folder), key);
   return `filed to ${b.config.delivery.junk_folder}: ${v.why} ${who}`;
 }
 
@@ -231,9 +231,8 @@ const COLLISIONS = 8;
  * retry after a crash finds the name it had and the file already there. A journal key is only a
  * fast hash, so a file found under the claimed name counts only when its bytes are this message's;
  * otherwise the next key is tried (after eight, the message is written under a new name). */
-function deliverOnce(b: Base, dir: string): void {
+function deliverOnce(b: Base, dir: string, key: string): void {
   const parts = [Buffer.from(b.rpline), Buffer.from(b.dtline), b.message];
-  const key = deliveryKey(b.env.sender, b.env.recipient, b.message);
   let name = uniqueName(b.now);
   for (let i = 0; i < COLLISIONS; i++) {
     const c = claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now);
