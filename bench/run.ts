@@ -7,7 +7,7 @@ import { get } from 'node:http';
 import { spawn } from 'node:child_process';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store } from '../agent/store.js';
+import { Store } from '../agent/store/store.js';
 import { makeHome, qmailEnv, ROOT, setConfig, vouch, type TestHome } from '../test/helpers.js';
 import {
   childrenCpuMs,

@@ -101,7 +101,7 @@ console.log(`  ${readdirSync(join(maildir, 'new')).length} message(s) in ${maild
 
 step('the review page');
 const { startWeb } = await import('../web/server.js');
-const { homePaths } = await import('../agent/home.js');
+const { homePaths } = await import('../agent/home/home.js');
 const web = await startWeb({ home: homePaths(home), listen: '127.0.0.1:8025', env: { ...process.env, ...env } });
 console.log(`  open ${web.url}   (Ctrl-C to stop)`);
 const stop = () => {

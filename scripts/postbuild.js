@@ -24,21 +24,25 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const out = join(root, 'dist', 'agent');
-const cli = join(out, 'cli.js');
+// The launcher and the bundles live in dist/agent/cli/; dist/agent/cli.js, the path users' .qmail
+// and .forward lines name, is a link to the launcher.
+const out = join(root, 'dist', 'agent', 'cli');
+const cli = join(root, 'dist', 'agent', 'cli.js');
 const launch = join(out, 'launch.cjs');
 const require = createRequire(import.meta.url);
 
 /** The bundles: entry, output, and the cache launch.cjs reads beside it. */
 const BUNDLES = [
-  { entry: 'main.ts', file: join(out, 'cli.bundle.cjs'), cache: join(out, 'cli.bundle.cache') },
-  { entry: 'store.ts', file: join(out, 'store.bundle.cjs'), cache: join(out, 'store.bundle.cache') },
-  { entry: 'challenge.ts', file: join(out, 'challenge.bundle.cjs'), cache: join(out, 'challenge.bundle.cache') },
+  { entry: 'cli/main.ts', file: join(out, 'cli.bundle.cjs'), cache: join(out, 'cli.bundle.cache') },
+  { entry: 'store/store.ts', file: join(out, 'store.bundle.cjs'), cache: join(out, 'store.bundle.cache') },
+  { entry: 'challenge/challenge.ts', file: join(out, 'challenge.bundle.cjs'), cache: join(out, 'challenge.bundle.cache') },
 ];
 
 /** Modules the bundles import at run time through launch.cjs (commands from tsc's output, store
- * and challenge from bundles of their own), never bundled into another. */
-const OUTSIDE = ['commands', 'store', 'challenge'];
+ * and challenge from bundles of their own), never bundled into another: their specifiers as the
+ * agent's files write them (every file stands one folder below agent/, so a specifier means the
+ * same module from each of them and from launch.cjs). */
+const OUTSIDE = ['./commands', '../cli/commands', '../store/store', '../challenge/challenge'];
 
 /** Packages left to require() at run time: all of nodemailer is only for the smtp transport. */
 const EXTERNAL = ['nodemailer'];
@@ -65,7 +69,7 @@ function linkCli() {
   // Made aside and renamed over: a vouch started meanwhile finds the old file or the new link.
   const tmp = `${cli}.${process.pid}.tmp`;
   rmSync(tmp, { force: true });
-  symlinkSync('launch.cjs', tmp);
+  symlinkSync(join('cli', 'launch.cjs'), tmp);
   renameSync(tmp, cli);
 }
 
@@ -99,7 +103,7 @@ async function bundle(esbuild, { entry, file }) {
   const sqliteDir = dirname(require.resolve('sqlite3/package.json'));
   const native = require('bindings')({ bindings: 'node_sqlite3.node', path: true, module_root: sqliteDir });
   const nativeRel = `./${relative(out, native)}`;
-  const outside = new RegExp(`\\bimport\\((['"])\\./(${OUTSIDE.join('|')})\\.js\\1\\)`, 'g');
+  const outside = new RegExp(`\\bimport\\((['"])(${OUTSIDE.map((o) => o.replace(/\./g, '\\.')).join('|')})\\.js\\1\\)`, 'g');
   const external = new RegExp(`\\bimport\\((['"])(${EXTERNAL.join('|')})\\1\\)`, 'g');
 
   const tmp = `${file}.${process.pid}.tmp`;
@@ -122,16 +126,16 @@ async function bundle(esbuild, { entry, file }) {
           // import() inside a vm.Script needs a flag; launch.cjs passes one that works instead.
           // Node's own modules and the external packages come through require, which needs no
           // ES module loader.
-          build.onLoad({ filter: /[\\/]agent[\\/][^\\/]+\.ts$/ }, (args) => ({
+          build.onLoad({ filter: /[\\/]agent[\\/][a-z]+[\\/][^\\/]+\.ts$/ }, (args) => ({
             contents: readFileSync(args.path, 'utf8')
-              .replace(outside, (_m, q, name) => `__vouchImport(${q}./${name}.js${q})`)
+              .replace(outside, (_m, q, name) => `__vouchImport(${q}${name}.js${q})`)
               .replace(external, (_m, q, name) => `Promise.resolve(require(${q}${name}${q}))`)
               .replace(/\bimport\((['"])(node:[a-z/_]+)\1\)/g, (_m, q, name) => `Promise.resolve(require(${q}${name}${q}))`),
             loader: 'ts',
           }));
           build.onResolve({ filter: new RegExp(`^(${EXTERNAL.join('|')})$`) }, (args) => ({ path: args.path, external: true }));
           build.onResolve({ filter: /^handlebars$/ }, () => ({ path: 'handlebars', namespace: 'vouch-handlebars' }));
-          if (entry === 'challenge.ts') {
+          if (entry === 'challenge/challenge.ts') {
             build.onResolve({ filter: /^node:fs\/promises$/ }, () => ({ path: 'fs/promises', namespace: 'vouch-fs-sync' }));
             build.onLoad({ filter: /.*/, namespace: 'vouch-fs-sync' }, () => ({ contents: FS_PROMISES_SYNC, loader: 'js' }));
           }

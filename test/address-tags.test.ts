@@ -3,7 +3,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { datedTag } from '../agent/tags.js';
+import { datedTag } from '../agent/tags/tags.js';
 import { deliverQmail, makeHome, maildirFiles, message, pendingList, postfixEnv, vouch, type TestHome } from './helpers.js';
 import { fakeSendmail, type FakeSendmail } from './fake-sendmail.js';
 

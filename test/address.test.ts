@@ -1,6 +1,6 @@
 import test from 'ava';
-import { addressKey, isPlainAddress, lookupKeys, parsePattern } from '../agent/address.js';
-import { UsageError } from '../agent/failure.js';
+import { addressKey, isPlainAddress, lookupKeys, parsePattern } from '../agent/mail/address.js';
+import { UsageError } from '../agent/failure/failure.js';
 
 const matches = (pattern: string, sender: string) => lookupKeys(sender).includes(parsePattern(pattern).key);
 

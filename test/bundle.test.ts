@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { fakeSendmail } from './fake-sendmail.js';
 import { deliverQmail, makeHome, message, pendingList, qmailEnv, ROOT, vouch } from './helpers.js';
 
-const AGENT = join(ROOT, 'dist', 'agent');
+const AGENT = join(ROOT, 'dist', 'agent', 'cli');
 
 test('the build leaves the three bundles and their code caches beside the launcher', (t) => {
   for (const f of ['cli.bundle.cjs', 'cli.bundle.cache', 'store.bundle.cjs', 'store.bundle.cache', 'challenge.bundle.cjs', 'challenge.bundle.cache', 'launch.cjs']) {
@@ -93,7 +93,7 @@ test('without its code caches the CLI still delivers and challenges, and writes 
   try {
     cpSync(join(ROOT, 'dist', 'agent'), join(base, 'dist', 'agent'), { recursive: true, verbatimSymlinks: true });
     for (const f of ['node_modules', 'templates', 'config.example.toml', 'package.json']) symlinkSync(join(ROOT, f), join(base, f));
-    for (const f of ['cli', 'store', 'challenge']) rmSync(join(base, 'dist', 'agent', `${f}.bundle.cache`));
+    for (const f of ['cli', 'store', 'challenge']) rmSync(join(base, 'dist', 'agent', 'cli', `${f}.bundle.cache`));
     const cli = join(base, 'dist', 'agent', 'cli.js');
     const h = await makeHome();
     const sm = fakeSendmail(h);
@@ -103,13 +103,13 @@ test('without its code caches the CLI still delivers and challenges, and writes 
     const a = run('bob@example.com');
     t.is(a.status, 99, a.stdout);
     t.regex(a.stdout, /delivered/);
-    t.true(existsSync(join(base, 'dist', 'agent', 'cli.bundle.cache')));
+    t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'cli.bundle.cache')));
     const b = run('carol@example.net');
     t.is(b.status, 99, b.stdout);
     t.regex(b.stdout, /held .*challenge sent/);
     t.is(sm.sent().length, 1);
-    t.true(existsSync(join(base, 'dist', 'agent', 'store.bundle.cache')));
-    t.true(existsSync(join(base, 'dist', 'agent', 'challenge.bundle.cache')));
+    t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'store.bundle.cache')));
+    t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'challenge.bundle.cache')));
     t.is((await pendingList(h)).length, 1);
   } finally {
     rmSync(base, { recursive: true, force: true });

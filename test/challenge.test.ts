@@ -8,11 +8,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { composeChallenge, humanDuration, oneLine, sendChallenge, wellFormedMessageId, type ChallengeRequest } from '../agent/challenge.js';
-import { parseConfig, type Config } from '../agent/config.js';
-import type { Held } from '../agent/store.js';
-import { confirmTag } from '../agent/tags.js';
-import { FileTransport, SendmailTransport, SmtpTransport, TransportError, sendmailArgs, type SmtpSettings } from '../agent/transport.js';
+import { composeChallenge, humanDuration, oneLine, sendChallenge, wellFormedMessageId, type ChallengeRequest } from '../agent/challenge/challenge.js';
+import { parseConfig, type Config } from '../agent/home/config.js';
+import type { Held } from '../agent/store/store.js';
+import { confirmTag } from '../agent/tags/tags.js';
+import { FileTransport, SendmailTransport, SmtpTransport, TransportError, sendmailArgs, type SmtpSettings } from '../agent/challenge/transport.js';
 import { CLI, deliverQmail, makeHome, message, pendingList, setConfig, vouch } from './helpers.js';
 import { fakeSendmail, parseMail } from './fake-sendmail.js';
 

@@ -2,8 +2,8 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, parseConfig } from '../agent/config.js';
-import { ConfigError } from '../agent/failure.js';
+import { loadConfig, parseConfig } from '../agent/home/config.js';
+import { ConfigError } from '../agent/failure/failure.js';
 import { readFileSync } from 'node:fs';
 import { ROOT } from './helpers.js';
 

@@ -1,6 +1,6 @@
 // The decision order of DESIGN.md as a table of facts → verdict.
 import test from 'ava';
-import { decide, type Facts, type TagFact, type Verdict } from '../agent/decide.js';
+import { decide, type Facts, type TagFact, type Verdict } from '../agent/policy/decide.js';
 
 const none: TagFact = { kind: 'none' };
 const base: Facts = { loop: false, tag: none, listed: undefined, blacklistAction: 'drop' };

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { linkSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Store } from '../agent/store.js';
+import { Store } from '../agent/store/store.js';
 import { deliverQmail, makeHome, maildirFiles, message, vouch, type TestHome } from './helpers.js';
 import { runCli } from './stress/run.js';
 

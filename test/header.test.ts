@@ -1,5 +1,5 @@
 import test from 'ava';
-import { cleanText, decodeWords, firstAddress, headerEnd, readHeaders } from '../agent/header.js';
+import { cleanText, decodeWords, firstAddress, headerEnd, readHeaders } from '../agent/mail/header.js';
 
 test('folded headers are unfolded and names folded to lower case', (t) => {
   const h = readHeaders(Buffer.from('Subject: one\r\n two\r\nX-A: 1\r\nx-a: 2\r\n\r\nbody\r\n'));

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HoldInput } from '../agent/store.js';
+import type { HoldInput } from '../agent/store/store.js';
 
 /** The repository root (tests run from dist/test/). */
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');

@@ -4,9 +4,9 @@ import test from 'ava';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { claim, countByDay, dayOf, deliveryKey, findClaim, JOURNAL_DIR, prune } from '../agent/journal.js';
-import { MAP_FILE, STALE_DIR } from '../agent/listmap.js';
-import { Store } from '../agent/store.js';
+import { claim, countByDay, dayOf, deliveryKey, findClaim, JOURNAL_DIR, prune } from '../agent/store/journal.js';
+import { MAP_FILE, STALE_DIR } from '../agent/store/listmap.js';
+import { Store } from '../agent/store/store.js';
 import { deliverQmail, makeHome, maildirFiles, message, pendingList, vouch, type TestHome } from './helpers.js';
 
 const DAY = 86_400_000;

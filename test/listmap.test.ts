@@ -5,9 +5,9 @@ import fc from 'fast-check';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lookupKeys, parsePattern } from '../agent/address.js';
-import { buildListMap, markStale, MAP_FILE, readListMap, STALE_DIR, staleMarks, writeListMap, type ListRow } from '../agent/listmap.js';
-import { Store } from '../agent/store.js';
+import { lookupKeys, parsePattern } from '../agent/mail/address.js';
+import { buildListMap, markStale, MAP_FILE, readListMap, STALE_DIR, staleMarks, writeListMap, type ListRow } from '../agent/store/listmap.js';
+import { Store } from '../agent/store/store.js';
 
 function dir(): string {
   return mkdtempSync(join(tmpdir(), 'vouch-map-'));

@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deliver, ensureMaildir, hasMessage, uniqueName } from '../agent/maildir.js';
+import { deliver, ensureMaildir, hasMessage, uniqueName } from '../agent/maildir/maildir.js';
 
 const tmpMaildir = () => join(mkdtempSync(join(tmpdir(), 'vouch-md-')), 'Maildir');
 

@@ -1,9 +1,9 @@
-// The challenge composer (agent/mime.ts): exact bytes for the plain case, and everything else read
+// The challenge composer (agent/challenge/mime.ts): exact bytes for the plain case, and everything else read
 // back with mailparser, the parser a recipient's software is most like.
 import test from 'ava';
 import fc from 'fast-check';
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
-import { composeText, type PlainMail } from '../agent/mime.js';
+import { composeText, type PlainMail } from '../agent/challenge/mime.js';
 
 const SELF = 'alice-confirm-abcdefghijklm.r7tw625zwcmfxs3l@example.org';
 

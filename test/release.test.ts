@@ -4,10 +4,10 @@ import test from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../agent/config.js';
-import { deliver, uniqueName } from '../agent/maildir.js';
-import { release } from '../agent/release.js';
-import { Store } from '../agent/store.js';
+import { parseConfig } from '../agent/home/config.js';
+import { deliver, uniqueName } from '../agent/maildir/maildir.js';
+import { release } from '../agent/release/release.js';
+import { Store } from '../agent/store/store.js';
 import { holdInput, maildirFiles } from './helpers.js';
 
 async function setup() {

@@ -2,7 +2,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { createHash, createHmac } from 'node:crypto';
-import { constantTimeEqual, hmacSha256, sha256 } from '../agent/sha256.js';
+import { constantTimeEqual, hmacSha256, sha256 } from '../agent/tags/sha256.js';
 
 test('SHA-256 of the standard test vectors', (t) => {
   t.is(sha256([]).toString('hex'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');

@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Db } from '../agent/db.js';
-import { BODY_CHUNK, SCHEMA_VERSION, Store } from '../agent/store.js';
+import { Db } from '../agent/store/db.js';
+import { BODY_CHUNK, SCHEMA_VERSION, Store } from '../agent/store/store.js';
 import { deliverQmail, holdInput, makeHome, maildirFiles, pendingList, vouch } from './helpers.js';
 
 const dbPath = () => join(mkdtempSync(join(tmpdir(), 'vouch-bodies-')), 'vouch.db');

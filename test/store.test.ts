@@ -2,8 +2,8 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parsePattern } from '../agent/address.js';
-import { Store, SCHEMA_VERSION } from '../agent/store.js';
+import { parsePattern } from '../agent/mail/address.js';
+import { Store, SCHEMA_VERSION } from '../agent/store/store.js';
 import { holdInput } from './helpers.js';
 
 const dbPath = () => join(mkdtempSync(join(tmpdir(), 'vouch-store-')), 'vouch.db');

@@ -1,8 +1,8 @@
 // When no confirmation request may go out: one table of message → verdict for suppression().
 import test from 'ava';
-import { addressKey } from '../agent/address.js';
-import { readHeaders } from '../agent/header.js';
-import { suppression } from '../agent/suppress.js';
+import { addressKey } from '../agent/mail/address.js';
+import { readHeaders } from '../agent/mail/header.js';
+import { suppression } from '../agent/policy/suppress.js';
 
 const OWN = 'alice@example.org';
 

@@ -2,8 +2,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { createHmac } from 'node:crypto';
-import { base32 } from '../agent/base32.js';
-import { confirmTag, datedTag, keywordTag, mac, parseTag, senderTag, taggedAddress, verifyTag, type Tag } from '../agent/tags.js';
+import { base32 } from '../agent/tags/base32.js';
+import { confirmTag, datedTag, keywordTag, mac, parseTag, senderTag, taggedAddress, verifyTag, type Tag } from '../agent/tags/tags.js';
 
 const KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 const NOW = Date.UTC(2026, 10, 23);

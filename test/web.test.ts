@@ -4,8 +4,8 @@
 import test from 'ava';
 import type { FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
-import { loadConfig, type Config } from '../agent/config.js';
-import { parseMessage, ParseError } from '../agent/parse.js';
+import { loadConfig, type Config } from '../agent/home/config.js';
+import { parseMessage, ParseError } from '../agent/mail/parse.js';
 import { contentDisposition } from '../web/app.js';
 import { filterHtml } from '../web/sanitize.js';
 import { hostAllowed, sameOrigin } from '../web/auth.js';
@@ -372,7 +372,7 @@ test('the held list shows counts, the challenge status, and filters by search an
 
 test('the held list pages fifty at a time, newest first', async (t) => {
   const env = await setup();
-  const { Store } = await import('../agent/store.js');
+  const { Store } = await import('../agent/store/store.js');
   const store = await Store.open(`${env.home.dir}/vouch.db`);
   const base = Date.parse('2026-11-01T00:00:00Z');
   for (let i = 0; i < 120; i++) {

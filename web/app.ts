@@ -10,15 +10,15 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decideHeld, type HeldAction } from '../agent/actions.js';
-import { parsePattern, type Pattern } from '../agent/address.js';
-import { loadConfig, type Config } from '../agent/config.js';
-import { ConfigError } from '../agent/failure.js';
-import { bytesToText, cleanText, readHeaders } from '../agent/header.js';
-import { homePaths, packageRoot, readWebToken, type HomePaths } from '../agent/home.js';
-import { isId } from '../agent/ids.js';
-import { ParseError, parseAttachment, parseMessage, type ParsedView } from '../agent/parse.js';
-import { dayOf, Store, type Held, type ListName } from '../agent/store.js';
+import { decideHeld, type HeldAction } from '../agent/release/actions.js';
+import { parsePattern, type Pattern } from '../agent/mail/address.js';
+import { loadConfig, type Config } from '../agent/home/config.js';
+import { ConfigError } from '../agent/failure/failure.js';
+import { bytesToText, cleanText, readHeaders } from '../agent/mail/header.js';
+import { homePaths, packageRoot, readWebToken, type HomePaths } from '../agent/home/home.js';
+import { isId } from '../agent/store/ids.js';
+import { ParseError, parseAttachment, parseMessage, type ParsedView } from '../agent/mail/parse.js';
+import { dayOf, Store, type Held, type ListName } from '../agent/store/store.js';
 import { hostAllowed, LoginThrottle, parseListen, parsePasswordHash, sameOrigin, sameSecret, Sessions, verifyPassword, type Listen, type Notice, type Session } from './auth.js';
 import { activityChart, challengeText, fmtSize, fmtTime, loadTemplates, plain, type Render } from './views.js';
 

@@ -2,7 +2,7 @@
 // attributes, no script, no forms, no frames, and no URL the browser would fetch (only data:
 // images; links become plain text with the address as a tooltip). The frame's CSP and sandbox
 // stay the real barrier; this keeps a hostile message from even asking for a remote load.
-// It runs inside the parser worker (agent/parse.ts loads it by URL as `filterHtml`).
+// It runs inside the parser worker (agent/mail/parse.ts loads it by URL as `filterHtml`).
 
 import { Parser } from 'htmlparser2';
 

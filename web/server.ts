@@ -1,9 +1,9 @@
 // `vouch web`: starts the review page on the listen address and prints its one-line login URL,
 // or with --hash-password turns a password read on stdin into a hash for web.password_hash.
 
-import type { HomePaths } from '../agent/home.js';
-import { homePaths } from '../agent/home.js';
-import { UsageError } from '../agent/failure.js';
+import type { HomePaths } from '../agent/home/home.js';
+import { homePaths } from '../agent/home/home.js';
+import { UsageError } from '../agent/failure/failure.js';
 import { createApp } from './app.js';
 import { hashPassword } from './auth.js';
 

@@ -5,7 +5,7 @@
 import Handlebars from 'handlebars';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { ChallengeState } from '../agent/store.js';
+import type { ChallengeState } from '../agent/store/store.js';
 
 export type Render = (page: string, data: Record<string, unknown>) => string;
 

@@ -4,7 +4,7 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Store } from '../../agent/store.js';
+import { Store } from '../../agent/store/store.js';
 
 export const DOMAIN = 'stress.vouch.test';
 

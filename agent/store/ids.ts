@@ -1,7 +1,7 @@
 // Ids of held messages: 13 base32 characters, time-ordered (4 bytes of seconds, 4 random bytes),
 // short enough that a confirm address stays within the 64 octets of a local part.
 
-import { base32 } from './base32.js';
+import { base32 } from '../tags/base32.js';
 
 /** A new id for a message received at `now`. The random half only has to make ids unique (the
  * store retries on a clash); nothing rests on it being unguessable: a confirm address carries a

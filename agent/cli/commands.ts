@@ -5,14 +5,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
-import { parsePattern, type Pattern } from './address.js';
-import { loadConfig, type Config } from './config.js';
-import { parseDuration } from './duration.js';
-import { detectMta } from './envelope.js';
-import { ConfigError, exitCode, UsageError } from './failure.js';
-import { homeDir, homePaths, initHome, packageRoot, readSecret, type HomePaths } from './home.js';
-import { isId } from './ids.js';
-import type { ListName, Store } from './store.js';
+import { parsePattern, type Pattern } from '../mail/address.js';
+import { loadConfig, type Config } from '../home/config.js';
+import { parseDuration } from '../home/duration.js';
+import { detectMta } from '../deliver/envelope.js';
+import { ConfigError, exitCode, UsageError } from '../failure/failure.js';
+import { homeDir, homePaths, initHome, packageRoot, readSecret, type HomePaths } from '../home/home.js';
+import { isId } from '../store/ids.js';
+import type { ListName, Store } from '../store/store.js';
 
 interface Globals {
   home?: string;
@@ -25,7 +25,7 @@ function paths(cmd: Command): HomePaths {
 async function withStore<T>(cmd: Command, fn: (store: Store, config: Config, p: HomePaths) => Promise<T>): Promise<T> {
   const p = paths(cmd);
   const config = loadConfig(p.dir);
-  const { Store } = await import('./store.js');
+  const { Store } = await import('../store/store.js');
   let store: Store;
   try {
     store = await Store.open(p.db, { busyMs: 10_000 });
@@ -132,14 +132,14 @@ export function program(): Command {
       const hp = paths(c);
       const res = initHome(hp, o.address);
       const config = loadConfig(hp.dir);
-      const { Store } = await import('./store.js');
+      const { Store } = await import('../store/store.js');
       const store = await Store.open(hp.db);
       try {
         await store.repairListMap();
       } finally {
         await store.close();
       }
-      const { ensureMaildir } = await import('./maildir.js');
+      const { ensureMaildir } = await import('../maildir/maildir.js');
       await ensureMaildir(config.delivery.maildir);
       const { installLines } = await import('./install.js');
       console.log(res.created.length > 0 ? `vouch: home ${hp.dir} ready (created ${res.created.join(', ')})` : `vouch: home ${hp.dir} already set up; nothing replaced`);
@@ -150,7 +150,7 @@ export function program(): Command {
     .description('deliver one message from stdin (run by qmail-local or Postfix local)')
     .addOption(new Option('--mta <mta>', 'force the MTA environment').choices(['qmail', 'postfix', 'procmail']))
     .action(async (o: { mta?: 'qmail' | 'postfix' | 'procmail' }, c: Command) => {
-      const { main } = await import('./deliver.js');
+      const { main } = await import('../deliver/deliver.js');
       await main({ home: (c.optsWithGlobals() as Globals).home, mta: o.mta, env: process.env, now: Date.now });
     });
 
@@ -221,7 +221,7 @@ export function program(): Command {
     .action(async (list: string[], o: { whitelist?: boolean }, c: Command) => {
       const want = ids(list);
       await withStore(c, async (store, config) => {
-        const { decideHeld } = await import('./actions.js');
+        const { decideHeld } = await import('../release/actions.js');
         const res = await decideHeld(store, config, want, o.whitelist ? 'release-whitelist' : 'release');
         console.log(res.summary);
         if (res.missing.length > 0) process.exitCode = 1;
@@ -235,7 +235,7 @@ export function program(): Command {
     .action(async (list: string[], o: { blacklist?: boolean }, c: Command) => {
       const want = ids(list);
       await withStore(c, async (store, config) => {
-        const { decideHeld } = await import('./actions.js');
+        const { decideHeld } = await import('../release/actions.js');
         const res = await decideHeld(store, config, want, o.blacklist ? 'delete-blacklist' : 'delete');
         console.log(res.summary);
         if (res.missing.length > 0) process.exitCode = 1;
@@ -248,7 +248,7 @@ export function program(): Command {
   const address = p.command('address').description('print tagged addresses to hand out');
   const tagged = async (c: Command, make: (key: Buffer, config: Config, store: Store) => Promise<string> | string) => {
     await withStore(c, async (store, config, hp) => {
-      const { taggedAddress } = await import('./tags.js');
+      const { taggedAddress } = await import('../tags/tags.js');
       const tag = await make(readSecret(hp), config, store);
       console.log(taggedAddress(config.identity.address, config.identity.delimiter, tag));
     });
@@ -260,7 +260,7 @@ export function program(): Command {
     .action(async (d: string, _o, c: Command) => {
       const ms = parseDuration(d);
       if (ms === undefined) throw new UsageError(`"${d}" is not a duration like 5d, 12h or 2w`);
-      const { datedTag } = await import('./tags.js');
+      const { datedTag } = await import('../tags/tags.js');
       await tagged(c, (key) => datedTag(key, Date.now() + ms));
     });
   address
@@ -269,10 +269,10 @@ export function program(): Command {
     .argument('<addr>')
     .option('--domain', "accept the sender's whole domain")
     .action(async (addr: string, o: { domain?: boolean }, c: Command) => {
-      const { addressKey } = await import('./address.js');
+      const { addressKey } = await import('../mail/address.js');
       const key = addressKey(addr);
       if (key === undefined) throw new UsageError(`"${addr.slice(0, 80)}" is not a plain address`);
-      const { senderTag } = await import('./tags.js');
+      const { senderTag } = await import('../tags/tags.js');
       await tagged(c, (k) => senderTag(k, o.domain ? `@${key.slice(key.lastIndexOf('@') + 1)}` : key));
     });
   address
@@ -280,7 +280,7 @@ export function program(): Command {
     .description('an address anyone may use until you revoke WORD')
     .argument('<word>')
     .action(async (word: string, _o, c: Command) => {
-      const { keywordTag, isKeyword } = await import('./tags.js');
+      const { keywordTag, isKeyword } = await import('../tags/tags.js');
       const w = word.toLowerCase();
       if (!isKeyword(w)) throw new UsageError('a keyword is 1-24 letters, digits or _, starting with a letter or digit');
       await tagged(c, async (k, _config, store) => {
@@ -293,7 +293,7 @@ export function program(): Command {
     .description('stop accepting mail to a keyword address')
     .argument('<word>')
     .action(async (word: string, _o, c: Command) => {
-      const { isKeyword } = await import('./tags.js');
+      const { isKeyword } = await import('../tags/tags.js');
       const w = word.toLowerCase();
       if (!isKeyword(w)) throw new UsageError('a keyword is 1-24 letters, digits or _');
       await withStore(c, async (store) => {
@@ -306,7 +306,7 @@ export function program(): Command {
     .description('remove held mail past pending.lifetime (for cron); never writes to senders')
     .action(async (_o, c: Command) => {
       await withStore(c, async (store, config) => {
-        const { expire } = await import('./actions.js');
+        const { expire } = await import('../release/actions.js');
         console.log(await expire(store, config, Date.now()));
       });
     });
@@ -327,7 +327,7 @@ export function program(): Command {
     .option('--listen <host:port>', 'where to listen')
     .option('--hash-password', 'read a password on stdin and print its scrypt hash for web.password_hash')
     .action(async (o: { listen?: string; hashPassword?: boolean }, c: Command) => {
-      const { runWeb } = await import('../web/server.js');
+      const { runWeb } = await import('../../web/server.js');
       await runWeb({ home: paths(c), listen: o.listen, hashPassword: o.hashPassword === true });
     });
 

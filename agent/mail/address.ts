@@ -1,7 +1,7 @@
 // Mail addresses as vouch handles them: the strict grammar a sender must meet before it goes on a
 // command line or into a header, the normal form used as a key, and list patterns with their keys.
 
-import { UsageError } from './failure.js';
+import { UsageError } from '../failure/failure.js';
 
 const LOCAL = /^[a-z0-9!#$%&'*+/=?^_{}~](?:[a-z0-9!#$%&'*+/=?^_{}~-]|\.(?!\.))*$/i;
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;

@@ -2,10 +2,10 @@
 // page and a confirmation reply. Idempotent and crash-safe: the Maildir name is fixed in the store
 // first, so a retry finds the file already there instead of writing it twice.
 
-import type { Config } from './config.js';
-import { deliver, hasMessage, uniqueName } from './maildir.js';
-import { failpoint } from './failpoint.js';
-import type { Store } from './store.js';
+import type { Config } from '../home/config.js';
+import { deliver, hasMessage, uniqueName } from '../maildir/maildir.js';
+import { failpoint } from '../failure/failpoint.js';
+import type { Store } from '../store/store.js';
 
 export interface ReleaseResult {
   readonly released: readonly string[];

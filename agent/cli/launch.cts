@@ -1,4 +1,4 @@
-// What dist/agent/cli.js points at (a symlink made by scripts/postbuild.js). Node runs a main file
+// What dist/agent/cli.js points at (a symlink to cli/launch.cjs made by scripts/postbuild.js). Node runs a main file
 // whose real name ends in .cjs without starting its ES module loader, which alone costs a third of
 // a delivery's budget. Runs the bundled CLI (cli.bundle.cjs) with V8's code cache, so the code the
 // delivery path runs is neither parsed nor compiled again; without a bundle, tsc's main.js. The
@@ -22,7 +22,7 @@ type Body = (
 ) => void;
 
 /** tsc's modules that have a bundle of their own beside them. */
-const BUNDLED: Readonly<Record<string, string>> = { './store.js': 'store.bundle.cjs', './challenge.js': 'challenge.bundle.cjs' };
+const BUNDLED: Readonly<Record<string, string>> = { '../store/store.js': 'store.bundle.cjs', '../challenge/challenge.js': 'challenge.bundle.cjs' };
 
 /** Writes a bundle's code cache as this process leaves, when it had none or V8 refused it (a new
  * Node or a rebuilt bundle). Only a delivery writes it: its functions are the ones worth caching.

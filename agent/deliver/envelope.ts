@@ -1,8 +1,8 @@
 // The delivery environment, as qmail-local or Postfix local(8) sets it, read once into a frozen
 // Envelope. Nothing downstream looks at process.env for delivery facts.
 
-import type { Mta } from './failure.js';
-import { TempFail } from './failure.js';
+import type { Mta } from '../failure/failure.js';
+import { TempFail } from '../failure/failure.js';
 
 export interface Envelope {
   readonly mta: Mta;

@@ -5,8 +5,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { homedir, hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isPlainAddress } from './address.js';
-import { UsageError } from './failure.js';
+import { isPlainAddress } from '../mail/address.js';
+import { UsageError } from '../failure/failure.js';
 
 export interface HomePaths {
   readonly dir: string;
@@ -32,11 +32,12 @@ export function homePaths(dir: string): HomePaths {
   });
 }
 
-/** The package root (where config.example.toml and templates/ are), from dist/agent/. */
+/** The package root (where config.example.toml and templates/ are), from dist/agent/home/ (or,
+ * inside a bundle, dist/agent/cli/: both stand two folders below dist/). */
 let root: string | undefined;
 
 export function packageRoot(): string {
-  root ??= resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  root ??= resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
   return root;
 }
 

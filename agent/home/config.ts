@@ -5,9 +5,9 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import { ConfigError } from './failure.js';
+import { ConfigError } from '../failure/failure.js';
 import { parseDuration, parseSize } from './duration.js';
-import { isPlainAddress } from './address.js';
+import { isPlainAddress } from '../mail/address.js';
 
 export interface Config {
   readonly identity: {

@@ -6,9 +6,9 @@
 
 import { dirname } from 'node:path';
 import { Db, finalize, stepRun, type Param } from './db.js';
-import { failpoint } from './failpoint.js';
+import { failpoint } from '../failure/failpoint.js';
 import { isId, newId } from './ids.js';
-import { lookupKeys, type Pattern } from './address.js';
+import { lookupKeys, type Pattern } from '../mail/address.js';
 import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
 import { clearMarks, markStale, staleMarks, writerAtWork, writeListMap, type ListName, type ListRow } from './listmap.js';
 

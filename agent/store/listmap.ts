@@ -17,7 +17,7 @@
 
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { syncDir } from './durable.js';
+import { syncDir } from '../maildir/durable.js';
 
 export type ListName = 'white' | 'black';
 

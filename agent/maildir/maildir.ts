@@ -4,7 +4,7 @@
 import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { failpoint } from './failpoint.js';
+import { failpoint } from '../failure/failpoint.js';
 import { syncDir } from './durable.js';
 
 // Blocking calls throughout: a delivery process has nothing else to do while it writes, and each

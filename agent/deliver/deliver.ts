@@ -4,21 +4,21 @@
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addressKey, domainOf, lookupKeys, parsePattern } from './address.js';
-import { loadConfig, type Config } from './config.js';
-import { decide, type TagFact, type Verdict } from './decide.js';
+import { addressKey, domainOf, lookupKeys, parsePattern } from '../mail/address.js';
+import { loadConfig, type Config } from '../home/config.js';
+import { decide, type TagFact, type Verdict } from '../policy/decide.js';
 import { detectMta, readEnvelope, type Envelope } from './envelope.js';
-import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from './failure.js';
-import { failpoint } from './failpoint.js';
-import { cleanText, firstAddress, readHeaders, type Headers } from './header.js';
-import { homeDir, homePaths, readSecret, type HomePaths } from './home.js';
-import { claim, deliveryKey } from './journal.js';
-import { readListMap, type MapAnswer } from './listmap.js';
-import { deliverSync as toMaildir, findMessage, uniqueName } from './maildir.js';
+import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from '../failure/failure.js';
+import { failpoint } from '../failure/failpoint.js';
+import { cleanText, firstAddress, readHeaders, type Headers } from '../mail/header.js';
+import { homeDir, homePaths, readSecret, type HomePaths } from '../home/home.js';
+import { claim, deliveryKey } from '../store/journal.js';
+import { readListMap, type MapAnswer } from '../store/listmap.js';
+import { deliverSync as toMaildir, findMessage, uniqueName } from '../maildir/maildir.js';
 import { readInput, writeLine } from './stdio.js';
-import { release } from './release.js';
-import type { Store } from './store.js';
-import { isAutoSubmitted, suppression } from './suppress.js';
+import { release } from '../release/release.js';
+import type { Store } from '../store/store.js';
+import { isAutoSubmitted, suppression } from '../policy/suppress.js';
 
 export interface DeliverOptions {
   readonly home: string | undefined;
@@ -140,7 +140,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   }
 
   opts.onDeadline?.(config.delivery.deadline);
-  const { Store } = await import('./store.js');
+  const { Store } = await import('../store/store.js');
   const opening = Store.open(paths.db);
   opening.catch(() => undefined);
   // Hashed while SQLite opens the file on the thread pool.
@@ -150,7 +150,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   // after the hold. The yield first lets SQLite take its next step meanwhile.
   if (map?.usable === true && map.hit === undefined && config.challenge.enabled) {
     await new Promise((resolve) => setImmediate(resolve));
-    await import('./challenge.js').catch(() => undefined);
+    await import('../challenge/challenge.js').catch(() => undefined);
   }
   let store: Store;
   try {
@@ -174,7 +174,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
 
 async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
   if (ctx.env.ext === '') return { kind: 'none' };
-  const { parseTag, verifyTag } = await import('./tags.js');
+  const { parseTag, verifyTag } = await import('../tags/tags.js');
   const tag = parseTag(ctx.env.ext);
   if (tag === undefined) return { kind: 'none' };
   let key: Buffer;
@@ -321,7 +321,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
   const held = result.held ?? (await store.get(result.id));
   if (!held) throw new Error('held message vanished');
   try {
-    const { sendChallenge } = await import('./challenge.js');
+    const { sendChallenge } = await import('../challenge/challenge.js');
     await sendChallenge({ config, secret: readSecret(ctx.paths), held, now: ctx.now });
   } catch (err) {
     const reason = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'transport error';

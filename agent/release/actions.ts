@@ -1,10 +1,10 @@
 // The user's decisions on held mail, shared by the CLI and the web page: release (and whitelist),
 // delete (and blacklist), and expiry.
 
-import { parsePattern, type Pattern } from './address.js';
-import type { Config } from './config.js';
+import { parsePattern, type Pattern } from '../mail/address.js';
+import type { Config } from '../home/config.js';
 import { finishInterrupted, release } from './release.js';
-import type { Held, Store } from './store.js';
+import type { Held, Store } from '../store/store.js';
 
 export type HeldAction = 'release' | 'release-whitelist' | 'delete' | 'delete-blacklist';
 

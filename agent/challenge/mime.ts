@@ -1,7 +1,7 @@
 // Composes the one kind of message vouch writes, the confirmation request: text/plain in UTF-8, LF
 // line ends, headers folded and RFC 2047 encoded here so that nothing a value holds can end its line.
 
-import { isPlainAddress } from './address.js';
+import { isPlainAddress } from '../mail/address.js';
 
 /** A bare address, or one with a display name. */
 export type Mailbox = string | { readonly name?: string; readonly address: string };

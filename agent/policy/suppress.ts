@@ -1,7 +1,7 @@
 // When a confirmation request must not go out: rules kept as data, applied by a pure function.
 // Suppressed mail is still held, silently, for the user to review; the reason is stored with it.
 
-import type { Headers } from './header.js';
+import type { Headers } from '../mail/header.js';
 
 export interface SuppressFacts {
   /** The envelope sender as given ('' = null sender). */

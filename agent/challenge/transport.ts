@@ -4,8 +4,8 @@
 import { spawnSync as nodeSpawnSync, type SpawnSyncOptionsWithBufferEncoding, type SpawnSyncReturns } from 'node:child_process';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { isPlainAddress } from './address.js';
-import type { Config } from './config.js';
+import { isPlainAddress } from '../mail/address.js';
+import type { Config } from '../home/config.js';
 
 /** The SMTP envelope of a challenge: always the null sender, one recipient. */
 export interface MailEnvelope {

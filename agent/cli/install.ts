@@ -4,16 +4,16 @@
 
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from './config.js';
-import type { HomePaths } from './home.js';
-import { packageRoot } from './home.js';
+import type { Config } from '../home/config.js';
+import type { HomePaths } from '../home/home.js';
+import { packageRoot } from '../home/home.js';
 
 const q = (s: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /** The command line an MTA runs, e.g. `/usr/bin/node /opt/vouch/dist/agent/cli.js deliver`. */
 export function deliverCommand(home: HomePaths | undefined, mta: 'qmail' | 'postfix'): string {
   const node = realpathSync(process.execPath);
-  // The folder's real path, not the file's: dist/agent/cli.js is a symlink to launch.cjs (postbuild).
+  // The folder's real path, not the file's: dist/agent/cli.js is a symlink to cli/launch.cjs (postbuild).
   const cli = join(realpathSync(join(packageRoot(), 'dist', 'agent')), 'cli.js');
   const parts = [q(node), q(cli)];
   if (home) parts.push('--home', q(home.dir));

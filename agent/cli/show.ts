@@ -1,9 +1,9 @@
 // `vouch pending show`: one held message as text, headers decoded, text body only. The MIME parser
 // is loaded here and never on the delivery path; oversize mail is shown without parsing.
 
-import type { Config } from './config.js';
-import { cleanText, readHeaders } from './header.js';
-import type { Held } from './store.js';
+import type { Config } from '../home/config.js';
+import { cleanText, readHeaders } from '../mail/header.js';
+import type { Held } from '../store/store.js';
 
 /** Mail text made safe for a terminal: control characters (escape sequences among them) shown as
  * `^X`, except newlines and tabs. */
@@ -28,7 +28,7 @@ export async function renderText(held: Held, raw: Buffer, config: Config): Promi
     lines.push(`(larger than delivery.max_size: body not parsed; use --raw)`);
     return `${lines.join('\n')}\n`;
   }
-  const { parseMessage } = await import('./parse.js');
+  const { parseMessage } = await import('../mail/parse.js');
   // A message the parser refuses (too deep, too slow, too big for its heap) is still shown: headers
   // above, the reason here, the bytes through --raw.
   let parsed: Awaited<ReturnType<typeof parseMessage>>;

@@ -5,7 +5,7 @@
 
 import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { failpoint } from './failpoint.js';
+import { failpoint } from '../failure/failpoint.js';
 
 export const JOURNAL_DIR = 'delivered';
 /** How many days back a retry looks (qmail gives up after 7 days, Postfix after 5). */

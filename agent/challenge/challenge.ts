@@ -4,12 +4,12 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { domainOf, isPlainAddress } from './address.js';
-import type { Config } from './config.js';
-import { packageRoot } from './home.js';
+import { domainOf, isPlainAddress } from '../mail/address.js';
+import type { Config } from '../home/config.js';
+import { packageRoot } from '../home/home.js';
 import { composeText } from './mime.js';
-import type { Held } from './store.js';
-import { confirmTag, taggedAddress } from './tags.js';
+import type { Held } from '../store/store.js';
+import { confirmTag, taggedAddress } from '../tags/tags.js';
 import { TransportError, transportFor, type MailEnvelope, type Transport } from './transport.js';
 
 export interface ChallengeRequest {

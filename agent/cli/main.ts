@@ -3,7 +3,7 @@
 // Built twice: by tsc (dist/agent/main.js, the fallback) and by esbuild into the one CommonJS file
 // that dist/agent/cli.js runs from V8's code cache (see launch.cts and scripts/postbuild.js).
 
-import type { Mta } from './failure.js';
+import type { Mta } from '../failure/failure.js';
 
 const argv = process.argv.slice(2);
 
@@ -40,7 +40,7 @@ function startFailure(mta: Mta | undefined): never {
 
 const fast = deliverArgs(argv);
 if (fast) {
-  import('./deliver.js').then(
+  import('../deliver/deliver.js').then(
     ({ main }) => main({ home: fast.home, mta: fast.mta, env: process.env, now: Date.now }),
     (err: unknown) => {
       if (process.env['VOUCH_DEBUG']) process.stderr.write(`${String((err as Error)?.stack ?? err)}\n`);

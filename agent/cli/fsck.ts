@@ -5,9 +5,9 @@
 
 import { lstat, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from './config.js';
-import { finishInterrupted } from './release.js';
-import type { Store } from './store.js';
+import type { Config } from '../home/config.js';
+import { finishInterrupted } from '../release/release.js';
+import type { Store } from '../store/store.js';
 
 /** A tmp/ file untouched this long belongs to a delivery that died (the maildir convention). */
 export const STALE_TMP_MS = 36 * 3_600_000;
