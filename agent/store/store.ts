@@ -16,6 +16,9 @@ export { dayOf };
 
 export const SCHEMA_VERSION = 3;
 
+/** The version SCHEMA itself creates; MIGRATIONS take it on to SCHEMA_VERSION. */
+const SCHEMA_BASE = 3;
+
 /** The largest piece of a body in one row. */
 export const BODY_CHUNK = 1 << 20;
 
@@ -48,7 +51,9 @@ CREATE TRIGGER messages_challenged AFTER UPDATE OF challenge ON messages
     ON CONFLICT (day, kind) DO UPDATE SET n = n + 1;
 END;`;
 
-/** From each version to the next, run in the same transaction as the version bump. */
+/** From each version to the next, run in the same transaction as the version bump. A new store is
+ * made as SCHEMA (version 3) and then brought forward by the same steps as an old one, so each
+ * later version is written once, as its step here. */
 const MIGRATIONS: Readonly<Record<number, string>> = {
   // 1 → 2: bodies in pieces (id, seq), every existing body becoming piece 0; deliveries counted by
   // a trigger.
@@ -288,7 +293,7 @@ export class Store {
       let at = await this.#version();
       if (at === 0) {
         await this.db.exec(SCHEMA);
-        at = SCHEMA_VERSION;
+        at = SCHEMA_BASE;
       }
       for (; at < SCHEMA_VERSION; at++) {
         const step = MIGRATIONS[at];
