@@ -72,6 +72,16 @@ export function parsePattern(input: string): Pattern {
   return { key: `a:${local}@${domain}`, text: `${local}@${domain}` };
 }
 
+/** The list entry for an address taken from mail (a confirmation, release + whitelist, delete +
+ * blacklist, a recipient of `vouch send`): always the exact address, whatever characters it holds,
+ * never parsed as a pattern (a sender `*@example.com` must not list all of example.com). Takes the
+ * address's key (addressKey); throws UsageError for anything else. */
+export function exactPattern(key: string): Pattern {
+  const a = key.trim().toLowerCase();
+  if (a === '' || !a.includes('@') || a.length > 254) throw new UsageError(`not an address: "${key.slice(0, 80)}"`);
+  return { key: `a:${a}`, text: a };
+}
+
 /** Every index key a sender could be listed under; a lookup is one indexed `IN (…)` query. */
 export function lookupKeys(sender: string): string[] {
   const addr = addressKey(sender);
