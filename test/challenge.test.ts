@@ -28,6 +28,7 @@ function held(over: Partial<Held> = {}): Held {
     id: 'abcdefghijklm', received: NOW, sender: 'bob@example.com', senderKey: 'bob@example.com', recipient: 'alice@example.org',
     fromHeader: 'Bob <bob@example.com>', subject: 'Lunch?', date: 'Mon, 23 Nov 2026 10:00:00 +0000', messageId: '<orig.1@example.com>',
     size: 100, reason: 'unknown sender', challenge: 'pending', challengeNote: '', state: 'held', maildirName: null, rpline: '', dtline: '',
+    signals: {}, suspect: false,
     ...over,
   };
 }

@@ -14,7 +14,7 @@ import { clearMarks, markStale, staleMarks, writerAtWork, writeListMap, type Lis
 
 export { dayOf };
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** The version SCHEMA itself creates; MIGRATIONS take it on to SCHEMA_VERSION. */
 const SCHEMA_BASE = 3;
@@ -65,6 +65,11 @@ DROP TABLE bodies_v1;
 ${DELIVERED}`,
   // 2 → 3: held messages and sent challenges counted by triggers.
   2: COUNTED,
+  // 3 → 4: what each check found about a held message (signals, JSON), and whether it was held as
+  // forged or spam (suspect: a confirmation never releases it).
+  3: `
+ALTER TABLE messages ADD COLUMN signals TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE messages ADD COLUMN suspect INTEGER NOT NULL DEFAULT 0;`,
 };
 
 const SCHEMA = `
@@ -152,7 +157,14 @@ export interface HoldInput {
   readonly rpline: string;
   readonly dtline: string;
   readonly raw: Buffer;
+  /** What each check found (authentication, blocklists, classifier, …), one key a check. */
+  readonly signals?: Signals;
+  /** Held as forged or spam: a confirmation never releases it, only the user does. */
+  readonly suspect?: boolean;
 }
+
+/** The outcome of each check made on a held message, by check name; values are plain JSON. */
+export type Signals = Readonly<Record<string, unknown>>;
 
 export interface RateLimits {
   readonly domain: string;
@@ -199,6 +211,8 @@ export interface Held {
   readonly maildirName: string | null;
   readonly rpline: string;
   readonly dtline: string;
+  readonly signals: Signals;
+  readonly suspect: boolean;
 }
 
 export interface ListQuery {
@@ -228,10 +242,25 @@ interface Row {
   maildir_name: string | null;
   rpline: string;
   dtline: string;
+  signals: string;
+  suspect: number;
 }
 
 const META = `id, received, sender, sender_key, recipient, from_header, subject, date_header, message_id, size,
-  reason, challenge, challenge_note, state, maildir_name, rpline, dtline`;
+  reason, challenge, challenge_note, state, maildir_name, rpline, dtline, signals, suspect`;
+
+/** The stored signals, or none when the text is not a JSON object (never fails a read). */
+function parseSignals(text: string): Signals {
+  if (text === '{}' || text === '') return EMPTY_SIGNALS;
+  try {
+    const v: unknown = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.freeze(v as Record<string, unknown>) : EMPTY_SIGNALS;
+  } catch {
+    return EMPTY_SIGNALS;
+  }
+}
+
+const EMPTY_SIGNALS: Signals = Object.freeze({});
 
 function toHeld(r: Row): Held {
   return Object.freeze({
@@ -252,6 +281,8 @@ function toHeld(r: Row): Held {
     maildirName: r.maildir_name,
     rpline: r.rpline,
     dtline: r.dtline,
+    signals: parseSignals(r.signals),
+    suspect: r.suspect === 1,
   });
 }
 
@@ -444,10 +475,10 @@ export class Store {
         try {
           await this.db.run(
             `INSERT INTO messages (id, digest, received, sender, sender_key, recipient, from_header, subject, date_header,
-               message_id, size, reason, challenge, challenge_note, rpline, dtline)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+               message_id, size, reason, challenge, challenge_note, rpline, dtline, signals, suspect)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             [id, digest, m.received, m.sender, m.senderKey, m.recipient, m.fromHeader, m.subject, m.date, m.messageId,
-              m.raw.length, m.reason, challenge, note, m.rpline, m.dtline],
+              m.raw.length, m.reason, challenge, note, m.rpline, m.dtline, JSON.stringify(m.signals ?? {}), m.suspect === true ? 1 : 0],
           );
           break;
         } catch (err) {
@@ -460,6 +491,7 @@ export class Store {
         id, received: m.received, sender: m.sender, senderKey: m.senderKey, recipient: m.recipient, fromHeader: m.fromHeader,
         subject: m.subject, date: m.date, messageId: m.messageId, size: m.raw.length, reason: m.reason, challenge,
         challengeNote: note, state: 'held', maildirName: null, rpline: m.rpline, dtline: m.dtline,
+        signals: m.signals ?? EMPTY_SIGNALS, suspect: m.suspect === true,
       };
       return { id, fresh: true, challenge, note, held };
     });
