@@ -1,8 +1,9 @@
 // The CLI contract of DESIGN.md, driven through the built `vouch` command.
 import test from 'ava';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { deliverQmail, makeHome, maildirFiles, message, pendingList, vouch } from './helpers.js';
+import { deliverQmail, makeHome, maildirFiles, message, pendingList, qmailEnv, vouch } from './helpers.js';
 
 test('init creates config, a 32-byte secret and a web token (0600), the store and the Maildir', async (t) => {
   const h = await makeHome({ address: 'alice@example.org' });
@@ -151,4 +152,18 @@ test('a usage error commander catches exits 2 with one line, like our own usage 
     t.regex(r.stderr, /^vouch: /, args.join(' '));
   }
   t.is((await vouch(['--help'], { env: h.env })).code, 0);
+});
+
+test('the .qmail line init prints, run by a shell as qmail-local runs it, delivers a whitelisted message', async (t) => {
+  const h = await makeHome();
+  await vouch(['whitelist', 'add', 'bob@example.com'], { env: h.env });
+  const r = await vouch(['init', '--home', h.dir], { env: h.env });
+  const line = /^ {2}\|(.+)$/m.exec(r.stdout)?.[1];
+  if (line === undefined) return t.fail(`no .qmail line in: ${r.stdout}`);
+  // The path users installed before agent/ had folders: dist/agent/cli.js, which must keep working.
+  t.regex(line, /\/dist\/agent\/cli\.js --home \S+ deliver$/);
+  const run = spawnSync('/bin/sh', ['-c', line], { env: qmailEnv(h, 'bob@example.com'), input: message({ from: 'bob@example.com' }) });
+  t.is(run.status, 99, run.stdout.toString());
+  t.regex(run.stdout.toString(), /^vouch: delivered: whitelisted sender bob@example\.com/);
+  t.is(maildirFiles(h.maildir).length, 1);
 });
