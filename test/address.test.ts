@@ -1,5 +1,5 @@
 import test from 'ava';
-import { addressKey, isPlainAddress, lookupKeys, parsePattern } from '../agent/mail/address.js';
+import { addressKey, bindingKey, entriesNamed, isPlainAddress, lookupKeys, parsePattern, unwrapSrs } from '../agent/mail/address.js';
 import { UsageError } from '../agent/failure/failure.js';
 
 const matches = (pattern: string, sender: string) => lookupKeys(sender).includes(parsePattern(pattern).key);
@@ -86,4 +86,46 @@ test('a sender has one lookup key per way it could be listed, and no more', (t) 
     'p:list-@a.lists.example',
     'p:list-return-@a.lists.example',
   ]);
+});
+
+const bindings: [string, string | undefined][] = [
+  ['carol@example.net', 'carol@example.net'],
+  ['Carol+News@Example.net', 'carol@example.net'],
+  ['prvs=0123abcd=carol+x@example.net', 'carol@example.net'],
+  ['SRS0=HHH=TT=example.net=carol@forwarder.example', 'carol@example.net'],
+  ['SRS0+HHH=TT=example.net=carol+news@forwarder.example', 'carol@example.net'],
+  ['SRS1=HHH=fwd1.example==HHH=TT=example.net=carol@fwd2.example', 'carol@example.net'],
+  ['SRS0=HHH=TT=example.net=a=b@forwarder.example', 'a=b@example.net'],
+  ['SRS0=broken@forwarder.example', 'srs0=broken@forwarder.example'],
+  ['', undefined],
+  ['carol smith@example.net', undefined],
+];
+
+for (const [addr, key] of bindings) {
+  test(`the confirm binding of ${JSON.stringify(addr)} is ${String(key)}`, (t) => {
+    t.is(bindingKey(addr), key);
+  });
+}
+
+test('SRS is unwrapped only when it is SRS', (t) => {
+  t.is(unwrapSrs('srs0=hhh=tt=example.net=carol@fwd.example'), 'carol@example.net');
+  t.is(unwrapSrs('carol@example.net'), undefined);
+  t.is(unwrapSrs('srs0=hhh=tt=example.net@fwd.example'), undefined);
+  t.is(unwrapSrs('srs1=hhh=fwd1=hhh=tt=example.net=carol@fwd.example'), undefined);
+});
+
+test('a sender that is no plain address has its exact key and its domain keys, never a prefix key', (t) => {
+  t.deepEqual(lookupKeys('Bob Smith-x@Example.com'), ['a:bob smith-x@example.com', 'd:example.com', 's:com']);
+  t.deepEqual(lookupKeys('-oQ@example.com'), ['a:-oq@example.com', 'd:example.com', 's:com']);
+  t.deepEqual(lookupKeys('<>'), []);
+  t.deepEqual(lookupKeys(''), []);
+});
+
+test('removing by name covers the pattern and the exact entry the list shows', (t) => {
+  t.deepEqual(entriesNamed('*@gmail.example').map((p) => p.key), ['d:gmail.example', 'a:*@gmail.example']);
+  t.deepEqual(entriesNamed('*@gmail.example', { shown: true }).map((p) => p.key), ['a:*@gmail.example']);
+  t.deepEqual(entriesNamed('@gmail.example', { shown: true }).map((p) => p.key), ['d:gmail.example', 'a:@gmail.example']);
+  t.deepEqual(entriesNamed('bob@example.com').map((p) => p.key), ['a:bob@example.com']);
+  t.deepEqual(entriesNamed('Bob Smith@example.com').map((p) => p.key), ['a:bob smith@example.com']);
+  t.throws(() => entriesNamed('nonsense'));
 });

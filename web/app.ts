@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decideHeld, type HeldAction } from '../agent/release/actions.js';
-import { parsePattern, type Pattern } from '../agent/mail/address.js';
+import { entriesNamed, parsePattern, type Pattern } from '../agent/mail/address.js';
 import { loadConfig, type Config } from '../agent/home/config.js';
 import { ConfigError } from '../agent/failure/failure.js';
 import { bytesToText, cleanText, readHeaders } from '../agent/mail/header.js';
@@ -437,7 +437,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     const parsed: Pattern[] = [];
     for (const p of fields(req.body, 'patterns').slice(0, 10_000)) {
       try {
-        parsed.push(parsePattern(p));
+        // The text as the list shows it: a pattern, or an exact address taken from mail.
+        parsed.push(...entriesNamed(p, { shown: true }));
       } catch {
         /* a pattern that does not parse cannot be on the list */
       }

@@ -72,29 +72,128 @@ export function parsePattern(input: string): Pattern {
   return { key: `a:${local}@${domain}`, text: `${local}@${domain}` };
 }
 
+/** The key a held message is filed under: its address key, or for a sender that is no plain
+ * address (and so is never challenged) the sender itself, trimmed and in lower case. A list entry
+ * made from a held message (exactPattern) and a later lookup of the same sender (lookupKeys) both
+ * use this key, so the entry finds that sender again. */
+export function senderKeyOf(sender: string): string {
+  return addressKey(sender) ?? sender.trim().toLowerCase();
+}
+
+/** The address inside an SRS-rewritten sender (SRS0 or SRS1, as a forwarder writes them), or
+ * undefined when `key` is no SRS address. Only the syntax is read: anyone can write an SRS address. */
+export function unwrapSrs(key: string): string | undefined {
+  const k = key.toLowerCase();
+  const at = k.lastIndexOf('@');
+  if (at < 0) return undefined;
+  const local = k.slice(0, at);
+  let rest: string;
+  if (/^srs0[=+-]/.test(local)) {
+    // SRS0=hash=tt=domain=local
+    const parts = local.slice(5).split('=');
+    if (parts.length < 4) return undefined;
+    rest = parts.slice(2).join('=');
+  } else if (/^srs1[=+-]/.test(local)) {
+    // SRS1=hash=first-forwarder==hash=tt=domain=local
+    const dbl = local.indexOf('==', 5);
+    if (dbl < 0) return undefined;
+    const parts = local.slice(dbl + 2).split('=');
+    if (parts.length < 4) return undefined;
+    rest = parts.slice(2).join('=');
+  } else {
+    return undefined;
+  }
+  const eq = rest.indexOf('=');
+  if (eq <= 0 || eq === rest.length - 1) return undefined;
+  return addressKey(`${rest.slice(eq + 1)}@${rest.slice(0, eq)}`);
+}
+
+/** The key a confirmation is bound to: the address key without a `+tag` and unwrapped from SRS,
+ * so that the challenge (sent to the held sender) and the reply (from wherever the person writes)
+ * meet on the same key. Undefined for anything that is not a plain address. */
+export function bindingKey(addr: string): string | undefined {
+  let k = addressKey(addr);
+  if (k === undefined) return undefined;
+  k = unwrapSrs(k) ?? k;
+  const at = k.lastIndexOf('@');
+  const plus = k.indexOf('+');
+  if (plus > 0 && plus < at) k = k.slice(0, plus) + k.slice(at);
+  return isPlainAddress(k) ? k : undefined;
+}
+
 /** The list entry for an address taken from mail (a confirmation, release + whitelist, delete +
  * blacklist, a recipient of `vouch send`): always the exact address, whatever characters it holds,
  * never parsed as a pattern (a sender `*@example.com` must not list all of example.com). Takes the
- * address's key (addressKey); throws UsageError for anything else. */
+ * sender's key (senderKeyOf); throws UsageError for anything else. */
 export function exactPattern(key: string): Pattern {
   const a = key.trim().toLowerCase();
   if (a === '' || !a.includes('@') || a.length > 254) throw new UsageError(`not an address: "${key.slice(0, 80)}"`);
   return { key: `a:${a}`, text: a };
 }
 
-/** Every index key a sender could be listed under; a lookup is one indexed `IN (…)` query. */
+/** The exact list entries for these keys, skipping what is no address (the null sender) and
+ * duplicates. */
+export function exactPatterns(keys: Iterable<string | undefined>): Pattern[] {
+  const out = new Map<string, Pattern>();
+  for (const k of keys) {
+    if (k === undefined) continue;
+    try {
+      const p = exactPattern(k);
+      out.set(p.key, p);
+    } catch {
+      /* the null sender and what has no @ cannot be listed */
+    }
+  }
+  return [...out.values()];
+}
+
+/** The list entries a pattern the user names for removal may stand for: the pattern it parses as,
+ * and the exact address (an entry made from mail is shown as the address itself, which may read
+ * like a pattern: `*@example.com`). With `shown`, the text is one the list printed, so a parsed
+ * pattern counts only when it prints as that same text. Throws UsageError when it is neither. */
+export function entriesNamed(input: string, opts: { readonly shown?: boolean } = {}): Pattern[] {
+  const out: Pattern[] = [];
+  let parseError: unknown;
+  try {
+    const p = parsePattern(input);
+    if (opts.shown !== true || p.text === input.trim().toLowerCase()) out.push(p);
+  } catch (err) {
+    parseError = err;
+  }
+  try {
+    const e = exactPattern(input);
+    if (!out.some((p) => p.key === e.key)) out.push(e);
+  } catch {
+    if (parseError !== undefined) throw parseError;
+  }
+  return out;
+}
+
+/** Every index key a sender could be listed under; a lookup is one indexed `IN (…)` query. A sender
+ * that is no plain address is found by its exact entry (exactPattern of senderKeyOf) and by its
+ * domain, never by a prefix. */
 export function lookupKeys(sender: string): string[] {
   const addr = addressKey(sender);
-  if (addr === undefined) return [];
+  if (addr === undefined) {
+    const key = senderKeyOf(sender);
+    if (key === '' || !key.includes('@') || key.length > 254) return [];
+    const domain = domainOf(key);
+    return isPlainAddress(`x@${domain}`) ? [`a:${key}`, ...domainKeys(domain)] : [`a:${key}`];
+  }
   const at = addr.lastIndexOf('@');
   const local = addr.slice(0, at);
   const domain = addr.slice(at + 1);
-  const keys = [`a:${addr}`, `d:${domain}`];
-  const labels = domain.split('.');
-  for (let i = 1; i < labels.length; i++) keys.push(`s:${labels.slice(i).join('.')}`);
+  const keys = [`a:${addr}`, ...domainKeys(domain)];
   for (let i = 0; i < local.length - 1; i++) {
     const c = local[i];
     if (c === '-' || c === '+') keys.push(`p:${local.slice(0, i + 1)}@${domain}`);
   }
+  return keys;
+}
+
+function domainKeys(domain: string): string[] {
+  const keys = [`d:${domain}`];
+  const labels = domain.split('.');
+  for (let i = 1; i < labels.length; i++) keys.push(`s:${labels.slice(i).join('.')}`);
   return keys;
 }

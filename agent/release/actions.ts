@@ -1,7 +1,7 @@
 // The user's decisions on held mail, shared by the CLI and the web page: release (and whitelist),
 // delete (and blacklist), and expiry.
 
-import { parsePattern, type Pattern } from '../mail/address.js';
+import { exactPatterns, type Pattern } from '../mail/address.js';
 import type { Config } from '../home/config.js';
 import { finishInterrupted, release } from './release.js';
 import type { Held, Store } from '../store/store.js';
@@ -15,17 +15,10 @@ export interface ActionResult {
   readonly summary: string;
 }
 
+/** The exact list entries for the senders of held mail: an address taken from mail is listed as
+ * itself, never parsed as a pattern (a sender `*@example.com` must not list all of example.com). */
 function senderPatterns(held: readonly Held[]): Pattern[] {
-  const out = new Map<string, Pattern>();
-  for (const h of held) {
-    try {
-      const p = parsePattern(h.senderKey);
-      out.set(p.key, p);
-    } catch {
-      /* the null sender and broken addresses cannot be listed */
-    }
-  }
-  return [...out.values()];
+  return exactPatterns(held.map((h) => h.senderKey));
 }
 
 export async function decideHeld(store: Store, config: Config, ids: readonly string[], action: HeldAction, now: number = Date.now()): Promise<ActionResult> {
