@@ -193,7 +193,7 @@ test('the same whitelisted message delivered by eight processes at once lands on
 
 test('the store’s prune (vouch expire) removes journal days before its cutoff and keeps the rest', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'vouch-journal-'));
-  const store = await Store.open(join(home, 'vouch.db'));
+  const store = await Store.open(join(home, 'vouch.db'), { create: true });
   t.teardown(() => store.close());
   claim(home, 'old', 'name-old', NOW - 10 * DAY);
   claim(home, 'new', 'name-new', NOW - 7 * DAY);

@@ -109,7 +109,7 @@ test('a missing, stale or damaged map is not used, and reading it never throws',
 
 test('every change to the lists rewrites the map before it commits and leaves no stale mark', async (t) => {
   const home = dir();
-  const store = await Store.open(join(home, 'vouch.db'));
+  const store = await Store.open(join(home, 'vouch.db'), { create: true });
   t.teardown(() => store.close());
   await store.addPatterns('white', [parsePattern('bob@example.com')]);
   t.deepEqual(readListMap(home, lookupKeys('bob@example.com')), { usable: true, hit: { list: 'white', pattern: 'bob@example.com' } });
@@ -122,7 +122,7 @@ test('every change to the lists rewrites the map before it commits and leaves no
 
 test('a change that fails leaves the map marked stale, and a repair rewrites it from the store', async (t) => {
   const home = dir();
-  const store = await Store.open(join(home, 'vouch.db'));
+  const store = await Store.open(join(home, 'vouch.db'), { create: true });
   t.teardown(() => store.close());
   await store.addPatterns('white', [parsePattern('bob@example.com')]);
   // A pattern key too long for the map: the rewrite throws inside the transaction, which rolls back.

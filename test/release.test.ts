@@ -13,7 +13,7 @@ import { holdInput, maildirFiles } from './helpers.js';
 async function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'vouch-release-'));
   const config = parseConfig(`[identity]\naddress = "alice@example.org"\n[delivery]\nmaildir = "${join(dir, 'Maildir')}"\n`, dir, { HOME: dir });
-  const store = await Store.open(join(dir, 'vouch.db'));
+  const store = await Store.open(join(dir, 'vouch.db'), { create: true });
   return { config, store };
 }
 

@@ -21,7 +21,7 @@ async function pieces(store: Store, id: string): Promise<number[]> {
 }
 
 test('a body bigger than one piece is stored in pieces and read back byte for byte', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   const raw = randomBytes(Math.floor(2.5 * BODY_CHUNK));
   const { id } = await store.hold(input(raw));
   t.deepEqual(await pieces(store, id), [BODY_CHUNK, BODY_CHUNK, raw.length - 2 * BODY_CHUNK]);
@@ -30,7 +30,7 @@ test('a body bigger than one piece is stored in pieces and read back byte for by
 });
 
 test('bodies of exactly one piece, of one byte more, and empty all read back as they were', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   for (const [n, expected] of [[BODY_CHUNK, [BODY_CHUNK]], [BODY_CHUNK + 1, [BODY_CHUNK, 1]], [0, [0]]] as const) {
     const raw = randomBytes(n);
     const { id } = await store.hold(input(raw, `d${n}`));
@@ -42,7 +42,7 @@ test('bodies of exactly one piece, of one byte more, and empty all read back as 
 });
 
 test('deleting a held message removes every piece of its body', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   const { id } = await store.hold(input(randomBytes(BODY_CHUNK * 2 + 10)));
   await store.delete([id], Date.now());
   t.deepEqual(await pieces(store, id), []);
@@ -52,7 +52,7 @@ test('deleting a held message removes every piece of its body', async (t) => {
 
 test('a version 1 store is upgraded on open: its bodies survive byte for byte and new ones go in pieces', async (t) => {
   const path = dbPath();
-  const old = await Db.open(path);
+  const old = await Db.open(path, { create: true });
   const body = Buffer.concat([Buffer.from('Subject: old\n\n'), randomBytes(3000), Buffer.from('\0\r\n')]);
   await old.exec(`PRAGMA journal_mode = WAL; ${SCHEMA_V1} PRAGMA user_version = 1;`);
   await old.run(
@@ -105,7 +105,7 @@ test('a held message of several pieces is released into the Maildir byte for byt
 });
 
 test('a delivery claim fixes one name: a retry gets it back and is not counted again', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   const at = Date.UTC(2026, 10, 23, 0, 0, 1);
   t.deepEqual(await store.claimDelivery('d1', 'first', at), { name: 'first', fresh: true });
   t.deepEqual(await store.claimDelivery('d1', 'second', at + 1000), { name: 'first', fresh: false });

@@ -11,14 +11,14 @@ const dbPath = () => join(mkdtempSync(join(tmpdir(), 'vouch-store-')), 'vouch.db
 const input = holdInput;
 
 test('a new store gets the current schema version and WAL mode', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   t.is((await store.db.get<{ user_version: number }>('PRAGMA user_version'))?.user_version, SCHEMA_VERSION);
   t.is((await store.db.get<{ journal_mode: string }>('PRAGMA journal_mode'))?.journal_mode, 'wal');
   await store.close();
 });
 
 test('holding the same message twice keeps one copy, byte for byte', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   const a = await store.hold(input());
   const b = await store.hold(input());
   t.true(a.fresh);
@@ -33,7 +33,7 @@ test('holding the same message twice keeps one copy, byte for byte', async (t) =
 });
 
 test('the blacklist wins over the whitelist, and adding to one list removes from the other', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   await store.addPatterns('white', [parsePattern('@example.com')]);
   await store.addPatterns('black', [parsePattern('bob@example.com')]);
   t.deepEqual(await store.lookup('bob@example.com'), { list: 'black', pattern: 'bob@example.com' });
@@ -45,7 +45,7 @@ test('the blacklist wins over the whitelist, and adding to one list removes from
 });
 
 test('the list lookup uses the index, not a scan', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   const plan = await store.db.all<{ detail: string }>("EXPLAIN QUERY PLAN SELECT list, pattern FROM lists WHERE key IN ('a:x', 'd:y')");
   t.true(plan.some((p) => /USING PRIMARY KEY|USING INDEX/.test(p.detail)), JSON.stringify(plan));
   t.false(plan.some((p) => /^SCAN/.test(p.detail)), JSON.stringify(plan));
@@ -53,7 +53,7 @@ test('the list lookup uses the index, not a scan', async (t) => {
 });
 
 test('the held list is newest first, searchable and never needs a body', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   await store.hold(input({ digest: 'a', received: 1000, subject: 'first' }));
   await store.hold(input({ digest: 'b', received: 2000, subject: 'second 100%', sender: 'carol@x.org' }));
   t.deepEqual((await store.list()).map((m) => m.subject), ['second 100%', 'first']);
@@ -64,7 +64,7 @@ test('the held list is newest first, searchable and never needs a body', async (
 });
 
 test('rate limits suppress a second challenge to the same sender within the window', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   const rate = { domain: 'example.com', window: 86_400_000, perDomainHourly: 10, globalHourly: 60 };
   const a = await store.hold(input({ digest: 'a', challenge: 'pending', challengeNote: '' }), rate);
   const b = await store.hold(input({ digest: 'b', challenge: 'pending', challengeNote: '' }), rate);
@@ -82,14 +82,14 @@ test('a corrupt database file is refused, not overwritten', async (t) => {
 
 test('a store written by a newer vouch is refused', async (t) => {
   const path = dbPath();
-  const s = await Store.open(path);
+  const s = await Store.open(path, { create: true });
   await s.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
   await s.close();
   await t.throwsAsync(Store.open(path), { message: /newer vouch/ });
 });
 
 test('a held message and a sent challenge are counted once each, on the day the message came', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   t.teardown(() => store.close());
   const a = await store.hold(input({ challenge: 'pending', challengeNote: '' }));
   await store.hold(input({ challenge: 'pending', challengeNote: '' })); // a retry: not counted again
@@ -104,7 +104,7 @@ test('a held message and a sent challenge are counted once each, on the day the 
 });
 
 test('two different messages under one digest are both held; each again is recognised as held', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   t.teardown(() => store.close());
   const a = await store.hold(input({ digest: 'same', raw: Buffer.from('Subject: a\n\nfirst\n') }));
   const b = await store.hold(input({ digest: 'same', raw: Buffer.from('Subject: b\n\nsecond\n') }));
@@ -118,7 +118,7 @@ test('two different messages under one digest are both held; each again is recog
 });
 
 test('marking a challenge sent counts it once, and leaves every later commit fully synchronous', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   t.teardown(() => store.close());
   const a = await store.hold(input({ challenge: 'pending', challengeNote: '' }));
   await store.challengeSent(a.id);
@@ -130,7 +130,7 @@ test('marking a challenge sent counts it once, and leaves every later commit ful
 });
 
 test('transactions on one store take turns: concurrent list changes and holds all land', async (t) => {
-  const store = await Store.open(dbPath());
+  const store = await Store.open(dbPath(), { create: true });
   t.teardown(() => store.close());
   await Promise.all([
     ...Array.from({ length: 10 }, (_, i) => store.addPatterns('white', [parsePattern(`user${i}@example.com`)])),

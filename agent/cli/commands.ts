@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
-import { parsePattern, type Pattern } from '../mail/address.js';
+import { entriesNamed, parsePattern, type Pattern } from '../mail/address.js';
 import { loadConfig, type Config } from '../home/config.js';
 import { parseDuration } from '../home/duration.js';
 import { detectMta } from '../deliver/envelope.js';
@@ -25,11 +25,12 @@ function paths(cmd: Command): HomePaths {
 async function withStore<T>(cmd: Command, fn: (store: Store, config: Config, p: HomePaths) => Promise<T>): Promise<T> {
   const p = paths(cmd);
   const config = loadConfig(p.dir);
-  const { Store } = await import('../store/store.js');
+  const { Store, StoreMissingError } = await import('../store/store.js');
   let store: Store;
   try {
     store = await Store.open(p.db, { busyMs: 10_000 });
   } catch (err) {
+    if (err instanceof StoreMissingError) throw new Error(`${err.message} (${p.db})`);
     throw new Error(`cannot open the pending store: ${(err as Error).message}`);
   }
   try {
@@ -71,7 +72,7 @@ function listCommands(program: Command, list: ListName): void {
     .description(`remove patterns from the ${name}`)
     .argument('<pattern...>')
     .action(async (patterns: string[], _o, c: Command) => {
-      const parsed = patterns.map(parsePattern);
+      const parsed = patterns.flatMap((p) => entriesNamed(p));
       await withStore(c, async (store) => {
         const n = await store.removePatterns(list, parsed);
         console.log(`${n} removed from the ${name}`);
@@ -133,7 +134,8 @@ export function program(): Command {
       const res = initHome(hp, o.address);
       const config = loadConfig(hp.dir);
       const { Store } = await import('../store/store.js');
-      const store = await Store.open(hp.db);
+      // The one place a store is created.
+      const store = await Store.open(hp.db, { create: true });
       try {
         await store.repairListMap();
       } finally {

@@ -58,7 +58,7 @@ export interface InitResult {
 }
 
 /** Creates what is missing in the home; never replaces an existing secret, token, config or store
- * (the store itself is created by the caller through Store.open). */
+ * (the store itself is made by `vouch init` alone, through Store.open with `create`). */
 export function initHome(paths: HomePaths, address: string | undefined, env: NodeJS.ProcessEnv = process.env): InitResult {
   const created: string[] = [];
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });

@@ -17,8 +17,9 @@ export class Db {
     this.#db = db;
   }
 
-  static open(path: string, opts: { readonly readonly?: boolean; readonly busyMs?: number } = {}): Promise<Db> {
-    const mode = opts.readonly ? sqlite3.OPEN_READONLY : sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE;
+  /** Opens the database file; creates it only when `create` is set. */
+  static open(path: string, opts: { readonly readonly?: boolean; readonly busyMs?: number; readonly create?: boolean } = {}): Promise<Db> {
+    const mode = opts.readonly ? sqlite3.OPEN_READONLY : opts.create === true ? sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE : sqlite3.OPEN_READWRITE;
     return new Promise((resolve, reject) => {
       const raw = new sqlite3.Database(path, mode, (err) => {
         if (err) {

@@ -4,6 +4,7 @@
 // Bodies are stored in rows of at most BODY_CHUNK bytes: sqlite3 copies a bound buffer and SQLite
 // copies it again, so a whole 25 MB message in one row would cost four times its size in memory.
 
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Db, finalize, stepRun, type Param } from './db.js';
 import { failpoint } from '../failure/failpoint.js';
@@ -288,6 +289,14 @@ function toHeld(r: Row): Held {
 
 export class StoreVersionError extends Error {}
 
+/** The store is not there (or is an empty file): only `vouch init` makes one. */
+export class StoreMissingError extends Error {
+  constructor(text = 'the pending store is missing; run vouch init') {
+    super(text);
+    this.name = 'StoreMissingError';
+  }
+}
+
 export class Store {
   readonly db: Db;
   /** The vouch home (the store's folder), where lists.map and the delivery journal live. */
@@ -298,17 +307,37 @@ export class Store {
     this.home = home;
   }
 
-  /** Opens (and on first use creates) the store. Throws on a corrupt file or a newer schema. */
-  static async open(path: string, opts: { readonly busyMs?: number } = {}): Promise<Store> {
-    const db = await Db.open(path, opts.busyMs === undefined ? {} : { busyMs: opts.busyMs });
+  /** Opens the store. Throws StoreMissingError when there is none (no file, an empty file, a
+   * schema never written) unless `create` is set, which only `vouch init` does: a store that has
+   * gone must never silently come back empty (every list and held message gone). Throws on a
+   * corrupt file or a newer schema. */
+  static async open(path: string, opts: { readonly busyMs?: number; readonly create?: boolean } = {}): Promise<Store> {
+    const busy = opts.busyMs === undefined ? {} : { busyMs: opts.busyMs };
+    let db: Db;
     try {
-      // Both queued at once (exec runs alone, so the version is read after the PRAGMAs): one wait.
-      const [, row] = await Promise.all([
-        db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;'),
-        db.get<{ user_version: number }>('PRAGMA user_version'),
-      ]);
+      db = await Db.open(path, { ...busy, create: opts.create === true });
+    } catch (err) {
+      if (opts.create !== true && (err as { code?: string }).code === 'SQLITE_CANTOPEN' && !existsSync(path)) throw new StoreMissingError();
+      throw err;
+    }
+    try {
+      let version: number;
+      if (opts.create === true) {
+        // Both queued at once (exec runs alone, so the version is read after the PRAGMAs): one wait.
+        const [, row] = await Promise.all([
+          db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;'),
+          db.get<{ user_version: number }>('PRAGMA user_version'),
+        ]);
+        version = row?.user_version ?? 0;
+      } else {
+        // Looked at before anything is written: an empty file stays as it is.
+        const row = await db.get<{ user_version: number }>('PRAGMA user_version');
+        version = row?.user_version ?? 0;
+        if (version === 0) throw new StoreMissingError('the pending store is empty; run vouch init');
+        await db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+      }
       const store = new Store(db, dirname(path));
-      await store.#migrate(row?.user_version ?? 0);
+      await store.#migrate(version);
       return store;
     } catch (err) {
       await db.close().catch(() => undefined);
@@ -346,9 +375,10 @@ export class Store {
 
   // ---- lists
 
-  /** Which list (blacklist first) the sender is on, and the pattern that matched. */
-  async lookup(sender: string): Promise<{ list: ListName; pattern: string } | undefined> {
-    const keys = lookupKeys(sender);
+  /** Which list (blacklist first) the sender is on, and the pattern that matched; given several
+   * senders, the blacklist wins if any of them is on it. */
+  async lookup(sender: string | readonly string[]): Promise<{ list: ListName; pattern: string } | undefined> {
+    const keys = [...new Set((typeof sender === 'string' ? [sender] : sender).flatMap(lookupKeys))];
     if (keys.length === 0) return undefined;
     const rows = await this.db.all<{ list: ListName; pattern: string }>(
       `SELECT list, pattern FROM lists WHERE key IN (${keys.map(() => '?').join(',')})`,
