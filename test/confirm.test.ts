@@ -70,17 +70,34 @@ test('the whole loop: held, challenged, confirmed by a reply, released byte-exac
   t.is(sm.sent().length, 1);
 });
 
-test('a replayed confirm (second use) is dropped silently: nothing delivered, nothing sent', async (t) => {
+test('a whitelisted sender writing again to a used confirm address is delivered, not dropped', async (t) => {
   const { h, sm } = await setup();
   const { ext } = await challenged(h, sm);
   const ok = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
   t.regex(ok.stdout, /confirmed/);
   const before = maildirFiles(h.maildir).length;
-  const again = await deliverQmail(h, 'bob@example.com', reply({ to: 'x', body: 'again\n' }), ext);
+  // Bob's mail program kept the request's Reply-To: his next message goes to the used address.
+  const later = message({ subject: 'Next week', body: 'See you next week.\n' });
+  const again = await deliverQmail(h, 'bob@example.com', later, ext);
   t.is(again.code, 99);
-  t.regex(again.stdout, /^vouch: dropped: invalid or used confirmation address bob@example.com \(qmail\)\n$/);
-  t.is(maildirFiles(h.maildir).length, before);
+  t.regex(again.stdout, /^vouch: delivered: whitelisted sender bob@example.com \(qmail\)\n$/);
+  const files = maildirFiles(h.maildir);
+  t.is(files.length, before + 1);
+  t.true(files.some((f) => f.bytes.toString().endsWith(later)));
   t.is(sm.sent().length, 1);
+});
+
+test('an unknown sender writing to a used confirm address is held and challenged as at the bare address', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  t.regex((await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext)).stdout, /confirmed/);
+  const carol = message({ from: 'Carol <carol@example.net>', subject: 'Hi from Carol' });
+  const r = await deliverQmail(h, 'carol@example.net', carol, ext);
+  t.is(r.code, 99);
+  t.regex(r.stdout, /^vouch: held [a-z2-7]{13}: unknown sender carol@example.net; challenge sent \(qmail\)\n$/);
+  t.deepEqual(sm.sent().map((m) => m.argv.at(-1)), ['bob@example.com', 'carol@example.net']);
+  t.deepEqual((await pendingList(h)).map((m) => m.sender), ['carol@example.net']);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, 'bob@example.com\n');
 });
 
 test('a tampered confirm is dropped silently and releases nothing', async (t) => {
@@ -89,7 +106,7 @@ test('a tampered confirm is dropped silently and releases nothing', async (t) =>
   const last = ext.at(-1) === 'a' ? 'b' : 'a';
   const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext.slice(0, -1) + last);
   t.is(r.code, 99);
-  t.regex(r.stdout, /dropped: invalid or used confirmation address/);
+  t.regex(r.stdout, /dropped: confirmation refused: not from the challenged sender/);
   t.deepEqual(maildirFiles(h.maildir), []);
   t.is((await pendingList(h)).length, 1);
   t.is(sm.sent().length, 1);
@@ -100,7 +117,7 @@ test('a confirm sent from a different sender is dropped: the address is bound to
   const { ext } = await challenged(h, sm);
   const r = await deliverQmail(h, 'mallory@example.net', reply({ from: 'Mallory <mallory@example.net>', to: 'x' }), ext);
   t.is(r.code, 99);
-  t.regex(r.stdout, /dropped: invalid or used confirmation address mallory@example.net/);
+  t.regex(r.stdout, /dropped: confirmation refused: not from the challenged sender mallory@example.net/);
   t.deepEqual(maildirFiles(h.maildir), []);
   t.is((await pendingList(h)).length, 1);
   const wl = await vouch(['whitelist', 'list'], { env: h.env });
@@ -108,17 +125,40 @@ test('a confirm sent from a different sender is dropped: the address is bound to
   t.is(sm.sent().length, 1);
 });
 
-test('a confirm for a message deleted meanwhile (expired by deletion) is dropped', async (t) => {
+test('a confirm for a message deleted meanwhile confirms nothing: the reply is held as at the bare address', async (t) => {
   const { h, sm } = await setup();
   const { ext } = await challenged(h, sm);
   const id = (await pendingList(h))[0]?.id ?? '';
   t.is((await vouch(['pending', 'delete', id], { env: h.env })).code, 0);
   const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
   t.is(r.code, 99);
-  t.regex(r.stdout, /dropped: invalid or used confirmation address/);
+  t.regex(r.stdout, /held [a-z2-7]{13}: unknown sender bob@example.com; challenge suppressed \(sender already challenged recently\)/);
   t.deepEqual(maildirFiles(h.maildir), []);
   t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '');
+  t.deepEqual((await pendingList(h)).map((m) => m.subject), ['Re: Please confirm your message']);
 });
+
+const malformed: [string, (ext: string) => string][] = [
+  ['one character too long', (ext) => `${ext}a`],
+  ['base32 padding', (ext) => `${ext}==`],
+  ['trailing text', (ext) => `${ext}-please`],
+  ['a short id', (ext) => ext.replace(/^confirm-[a-z2-7]/, 'confirm-')],
+  ['no MAC at all', () => 'confirm-'],
+  ['characters base32 does not use', (ext) => ext.replace(/\.[a-z2-7]/, '.1')],
+];
+
+for (const [what, bad] of malformed) {
+  test(`a confirm- extension with ${what} is dropped silently: not held, not challenged`, async (t) => {
+    const { h, sm } = await setup();
+    const { ext } = await challenged(h, sm);
+    const r = await deliverQmail(h, 'carol@example.net', message({ from: 'carol@example.net' }), bad(ext));
+    t.is(r.code, 99);
+    t.regex(r.stdout, /^vouch: dropped: malformed confirmation address carol@example.net \(qmail\)\n$/);
+    t.is((await pendingList(h)).length, 1);
+    t.is(sm.sent().length, 1);
+    t.deepEqual(maildirFiles(h.maildir), []);
+  });
+}
 
 test('an automatic reply to the challenge (Auto-Submitted, or the null sender) does not confirm', async (t) => {
   const { h, sm } = await setup();
@@ -133,6 +173,137 @@ test('an automatic reply to the challenge (Auto-Submitted, or the null sender) d
   // The address still works for Bob himself.
   const ok = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
   t.regex(ok.stdout, /confirmed/);
+});
+
+const automatic: [string, string[]][] = [
+  ['Precedence: bulk', ['Precedence: bulk']],
+  ['Precedence: junk with a parameter', ['Precedence: junk; x']],
+  ['Precedence: list', ['Precedence: list']],
+  ['X-Autoreply', ['X-Autoreply: yes']],
+  ['X-Autorespond', ['X-Autorespond: Out of office']],
+  ['a List-Id header', ['List-Id: <dev.lists.example>']],
+  ['a List-Unsubscribe header', ['List-Unsubscribe: <mailto:leave@lists.example>']],
+  ['a Mailing-List header', ['Mailing-List: contact dev-help@lists.example']],
+  ['a delivery status report', ['MIME-Version: 1.0', 'Content-Type: multipart/report; report-type=delivery-status; boundary="b"']],
+  ['a read receipt', ['MIME-Version: 1.0', 'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"']],
+];
+
+test('no kind of automatic answer confirms, whatever its sender; the address still works for the person', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  for (const [what, headers] of automatic) {
+    const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x', headers, body: `${what}\n` }), ext);
+    t.is(r.code, 99, what);
+    t.regex(r.stdout, /^vouch: dropped: confirmation refused: automatic reply \(.+\) bob@example.com \(qmail\)\n$/, what);
+  }
+  t.deepEqual(maildirFiles(h.maildir), []);
+  t.is((await pendingList(h)).length, 1);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '');
+  t.is(sm.sent().length, 1);
+  t.regex((await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext)).stdout, /confirmed/);
+});
+
+// ---- what a confirmation may release and list
+
+test('a confirm reply from a sender blacklisted by domain releases nothing and changes no list', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  t.is((await vouch(['blacklist', 'add', '@example.com'], { env: h.env })).code, 0);
+  const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
+  t.is(r.code, 99);
+  t.regex(r.stdout, /^vouch: dropped: blacklisted sender bob@example.com \(qmail\)\n$/);
+  t.deepEqual(maildirFiles(h.maildir), []);
+  t.is((await pendingList(h)).length, 1);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '');
+  t.is((await vouch(['blacklist', 'list'], { env: h.env })).stdout, '@example.com\n');
+});
+
+test('a confirm reply from a sender blacklisted exactly releases nothing, and the address still is not used', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm);
+  t.is((await vouch(['blacklist', 'add', 'bob@example.com'], { env: h.env })).code, 0);
+  const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
+  t.regex(r.stdout, /dropped: blacklisted sender/);
+  t.deepEqual(maildirFiles(h.maildir), []);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '');
+  t.is((await vouch(['blacklist', 'list'], { env: h.env })).stdout, 'bob@example.com\n');
+  // Unblocked again, Bob's reply confirms as it would have.
+  t.is((await vouch(['blacklist', 'remove', 'bob@example.com'], { env: h.env })).code, 0);
+  t.regex((await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext)).stdout, /confirmed .*released 1/);
+});
+
+test('a confirm reply through a forwarder never unblocks a held sender whose domain is blacklisted', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm, 'bob+news@example.com');
+  t.is((await vouch(['blacklist', 'add', 'bob@example.com'], { env: h.env })).code, 0);
+  // The reply's envelope is not blacklisted itself; the sender it confirms (bound as bob@example.com) is.
+  const r = await deliverQmail(h, 'SRS0=HHH=TT=example.com=bob@forwarder.example', reply({ to: 'x' }), ext);
+  t.regex(r.stdout, /dropped: blacklisted sender/);
+  t.deepEqual(maildirFiles(h.maildir), []);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '');
+});
+
+test('a confirmation releases only what the sender could have sent: mail held from that key as spam or forged stays', async (t) => {
+  const { h, sm } = await setup();
+  const spam = message({ subject: 'Cheap pills', headers: ['X-Spam-Flag: YES'] });
+  t.regex((await deliverQmail(h, 'bob@example.com', spam)).stdout, /challenge suppressed \(marked as spam\)/);
+  const forged = message({ subject: 'Invoice', headers: ['Received-SPF: fail (mx.example.org: domain of bob@example.com does not designate 192.0.2.1)'] });
+  t.regex((await deliverQmail(h, 'bob@example.com', forged)).stdout, /challenge suppressed \(SPF fail\)/);
+  const { msg, ext } = await challenged(h, sm);
+  const r = await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext);
+  t.regex(r.stdout, /^vouch: confirmed [a-z2-7]{13}: released 1 from bob@example.com, sender whitelisted; 2 held as spam or forged kept \(qmail\)\n$/);
+  const files = maildirFiles(h.maildir);
+  t.is(files.length, 1);
+  t.is(files[0]?.bytes.toString(), `${RP_BOB}${msg}`);
+  t.deepEqual((await pendingList(h)).map((m) => m.subject).sort(), ['Cheap pills', 'Invoice']);
+  // The user still decides on them.
+  for (const m of await pendingList(h)) t.is((await vouch(['pending', 'release', m.id], { env: h.env })).code, 0);
+  t.is(maildirFiles(h.maildir).length, 3);
+});
+
+// ---- the binding, both ways
+
+const bindings: [string, string, string][] = [
+  ['a challenge to a +tag address is confirmed from the plain address', 'carol+news@example.net', 'carol@example.net'],
+  ['a challenge to an SRS0-forwarded sender is confirmed from the address inside', 'SRS0=HHH=TT=example.net=carol@forwarder.example', 'carol@example.net'],
+  ['a challenge to an SRS1-forwarded sender is confirmed from the address inside', 'SRS1=HHH=fwd1.example==HHH=TT=example.net=carol@fwd2.example', 'carol@example.net'],
+  ['a challenge to a +tag address is confirmed from another +tag', 'carol+news@example.net', 'carol+home@example.net'],
+  ['a challenge to a plain address is still confirmed from it', 'carol@example.net', 'carol@example.net'],
+];
+
+for (const [what, challengedAs, repliesAs] of bindings) {
+  test(what, async (t) => {
+    const { h, sm } = await setup();
+    const msg = message({ from: 'Carol <carol@example.net>', subject: 'Hello from Carol' });
+    const r1 = await deliverQmail(h, challengedAs, msg);
+    t.regex(r1.stdout, /challenge sent/);
+    t.is(sm.sent()[0]?.argv.at(-1), challengedAs);
+    const ext = await confirmExt(sm.sent()[0]?.raw ?? Buffer.alloc(0));
+    const r2 = await deliverQmail(h, repliesAs, reply({ from: `Carol <${repliesAs}>`, to: 'x' }), ext);
+    t.regex(r2.stdout, /confirmed [a-z2-7]{13}: released 1 from /);
+    t.is(maildirFiles(h.maildir).length, 1);
+    t.deepEqual(await pendingList(h), []);
+  });
+}
+
+test('a confirmation from a +tag sender whitelists the address as held and its plain form, exactly', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm, 'bob+news@example.com');
+  t.regex((await deliverQmail(h, 'bob@example.com', reply({ to: 'x' }), ext)).stdout, /confirmed/);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, 'bob+news@example.com\nbob@example.com\n');
+});
+
+// ---- list entries from mail are exact
+
+test('a confirmed sender that looks like a pattern is whitelisted as that one address', async (t) => {
+  const { h, sm } = await setup();
+  const { ext } = await challenged(h, sm, 'x-default@lists.example');
+  t.regex((await deliverQmail(h, 'x-default@lists.example', reply({ to: 'x', from: 'x-default@lists.example' }), ext)).stdout, /confirmed/);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, 'x-default@lists.example\n');
+  // Not every x-… sender of lists.example: another one is held as before.
+  t.regex((await deliverQmail(h, 'x-other@lists.example', message({ from: 'x-other@lists.example' }))).stdout, /held .*unknown sender x-other@lists.example/);
+  // The sender itself is found by its entry.
+  t.regex((await deliverQmail(h, 'x-default@lists.example', message({ from: 'x-default@lists.example' }))).stdout, /delivered: whitelisted sender x-default@lists.example/);
 });
 
 // ---- real replies

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { domainOf, isPlainAddress } from '../mail/address.js';
+import { bindingKey, domainOf, isPlainAddress } from '../mail/address.js';
 import type { Config } from '../home/config.js';
 import { packageRoot } from '../home/home.js';
 import { composeText } from './mime.js';
@@ -102,7 +102,9 @@ export async function composeChallenge(req: ChallengeRequest): Promise<ComposedC
   const { address, delimiter } = config.identity;
   let confirm: string;
   try {
-    confirm = taggedAddress(address, delimiter, confirmTag(req.secret, held.id, held.senderKey));
+    // Bound to the sender's plain form (no +tag, unwrapped from SRS): the key a reply from the
+    // person's own address is checked against too (senderCandidates).
+    confirm = taggedAddress(address, delimiter, confirmTag(req.secret, held.id, bindingKey(held.senderKey) ?? held.senderKey));
   } catch (err) {
     throw new TransportError('EADDRESS', 'the confirmation address is too long', { cause: err });
   }

@@ -4,7 +4,7 @@
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addressKey, domainOf, lookupKeys, parsePattern } from '../mail/address.js';
+import { addressKey, bindingKey, domainOf, exactPatterns, lookupKeys, senderKeyOf, unwrapSrs } from '../mail/address.js';
 import { loadConfig, type Config } from '../home/config.js';
 import { decide, type TagFact, type Verdict } from '../policy/decide.js';
 import { detectMta, readEnvelope, type Envelope } from './envelope.js';
@@ -18,7 +18,7 @@ import { deliverSync as toMaildir, findMessage, uniqueName } from '../maildir/ma
 import { readInput, writeLine } from './stdio.js';
 import { release } from '../release/release.js';
 import type { Store } from '../store/store.js';
-import { isAutoSubmitted, suppression } from '../policy/suppress.js';
+import { programWrote, suppression } from '../policy/suppress.js';
 
 export interface DeliverOptions {
   readonly home: string | undefined;
@@ -71,22 +71,19 @@ export function isLoop(headers: Headers, recipient: string, prepended: number): 
   return headers.all('delivered-to').filter((v) => v.toLowerCase() === r).length > prepended;
 }
 
-/** The keys a confirm or sender tag may be bound to: the envelope sender, without a +extension,
- * unwrapped from SRS, and the From: address. */
+/** The keys a confirm or sender tag may be bound to: the envelope sender and the From: address,
+ * each as it is, as its binding key (no +tag, unwrapped from SRS: what a challenge is bound to),
+ * and unwrapped from SRS only (a sender tag made for a +tag address). */
 export function senderCandidates(sender: string, from: string | undefined): string[] {
   const out = new Set<string>();
   const add = (a: string | undefined) => {
     const k = a === undefined ? undefined : addressKey(a);
     if (k === undefined) return;
     out.add(k);
-    const at = k.lastIndexOf('@');
-    const plus = k.indexOf('+');
-    if (plus > 0 && plus < at) out.add(k.slice(0, plus) + k.slice(at));
-    const srs = /^srs0=[^=]+=[^=]+=([^=@]+)=([^@]+)@/.exec(k);
-    if (srs?.[1] && srs[2]) {
-      const inner = addressKey(`${srs[2]}@${srs[1]}`);
-      if (inner) out.add(inner);
-    }
+    const b = bindingKey(k);
+    if (b !== undefined) out.add(b);
+    const inner = unwrapSrs(k);
+    if (inner !== undefined) out.add(inner);
   };
   add(sender);
   add(from === undefined ? undefined : firstAddress(from));
@@ -140,7 +137,8 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   }
 
   opts.onDeadline?.(config.delivery.deadline);
-  const { Store } = await import('../store/store.js');
+  const { Store, StoreMissingError } = await import('../store/store.js');
+  // Never created here: a store that is gone is a temporary failure, not a fresh empty one.
   const opening = Store.open(paths.db);
   opening.catch(() => undefined);
   // Hashed while SQLite opens the file on the thread pool.
@@ -156,11 +154,12 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   try {
     store = await opening;
   } catch (err) {
+    if (err instanceof StoreMissingError) throw new TempFail(err.message, '4.3.0', { cause: err });
     throw new TempFail('cannot open the pending store', '4.3.0', { cause: err });
   }
   try {
     const tag = await tagFact(ctx, store);
-    const listed = tag.kind === 'confirm' ? undefined : tag.kind === 'none' && map?.usable === true ? map.hit?.list : (await store.lookup(env.sender))?.list;
+    const listed = tag.kind === 'none' && map?.usable === true ? map.hit?.list : (await store.lookup(await listedAs(env.sender, tag, store)))?.list;
     const verdict = decide({ loop, tag, listed, blacklistAction: config.delivery.blacklist });
     const line = await act(ctx, store, verdict);
     // A missing, damaged or abandoned map is rebuilt once the message is safe; a failure to rebuild
@@ -172,11 +171,22 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   }
 }
 
+/** The senders whose listing counts: the envelope sender, and for a live confirmation also the
+ * sender it was sent to (as held and as bound), so that a confirmation never whitelists or
+ * releases what the user has blocked. */
+async function listedAs(sender: string, tag: TagFact, store: Store): Promise<string[]> {
+  if (tag.kind !== 'confirm' || tag.state !== 'live') return [sender];
+  const held = await store.get(tag.heldId);
+  if (held === undefined) return [sender];
+  const b = bindingKey(held.senderKey);
+  return b === undefined ? [sender, held.senderKey] : [sender, held.senderKey, b];
+}
+
 async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
   if (ctx.env.ext === '') return { kind: 'none' };
   const { parseTag, verifyTag } = await import('../tags/tags.js');
   const tag = parseTag(ctx.env.ext);
-  if (tag === undefined) return { kind: 'none' };
+  if (tag === undefined) return ctx.env.ext.toLowerCase().startsWith('confirm-') ? { kind: 'malformed' } : { kind: 'none' };
   let key: Buffer;
   try {
     key = readSecret(ctx.paths);
@@ -186,13 +196,14 @@ async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
   const senders = senderCandidates(ctx.env.sender, ctx.headers.get('from'));
   const ok = verifyTag(key, tag, senders, ctx.now);
   if (tag.purpose === 'confirm') {
-    if (ok === false) return { kind: 'confirm', heldId: undefined };
-    // A person's reply never has the null sender or Auto-Submitted; a vacation program answering
-    // the challenge must not vouch for a (possibly forged) sender.
-    if (ctx.env.sender === '' || isAutoSubmitted(ctx.headers)) {
-      return { kind: 'confirm', heldId: undefined, refused: 'automatic reply' };
-    }
-    return { kind: 'confirm', heldId: (await store.confirmUsable(tag.id)) ? tag.id : undefined };
+    // The MAC was checked above, before this first look into the store. A used or expired
+    // address is the bare address (mail clients keep the request's Reply-To for later mail).
+    if (!(await store.confirmUsable(tag.id))) return { kind: 'confirm', state: 'spent' };
+    if (ok === false) return { kind: 'confirm', state: 'foreign' };
+    // A vacation program or a bounce answering the challenge must not vouch for a (possibly
+    // forged) sender: the same rule that keeps such mail from being challenged.
+    const automatic = programWrote({ sender: ctx.env.sender, headers: ctx.headers });
+    return { kind: 'confirm', state: 'live', heldId: tag.id, ...(automatic === undefined ? {} : { automatic }) };
   }
   if (tag.purpose === 'keyword' && ok !== false) return { kind: 'keyword', valid: !(await store.keywordRevoked(tag.word)) };
   return { kind: tag.purpose, valid: ok !== false };
@@ -267,34 +278,36 @@ async function confirm(ctx: Context, store: Store, heldId: string): Promise<stri
   const held = await store.get(heldId);
   if (!held) return `dropped: unknown confirmation ${shown(ctx.env.sender)}`;
   // Whitelist and release first, mark the confirm used last: a crash anywhere before leaves the
-  // confirm usable, and the retry completes the same steps (each is idempotent).
-  try {
-    await store.addPatterns('white', [parsePattern(held.senderKey)], ctx.now);
-  } catch (err) {
-    if (!(err instanceof Error && err.name === 'UsageError')) throw err;
-  }
+  // confirm usable, and the retry completes the same steps (each is idempotent). The sender is
+  // listed exactly as held (and as the plain address a +tag or SRS sender was bound to), never as
+  // a pattern.
+  await store.addPatterns('white', exactPatterns([held.senderKey, bindingKey(held.senderKey)]), ctx.now);
+  // Only what the sender could have sent: mail held from the same key as spam or forged stays.
   const all = await store.heldFrom(held.senderKey);
-  const ids = all.some((m) => m.id === held.id) ? all.map((m) => m.id) : [held.id, ...all.map((m) => m.id)];
-  const done = await release(store, ctx.config, ids, ctx.now);
+  const mine = all.some((m) => m.id === held.id) ? all : [held, ...all];
+  const kept = mine.filter((m) => m.suspect && m.state === 'held').length;
+  const done = await release(store, ctx.config, mine.filter((m) => !m.suspect).map((m) => m.id), ctx.now);
   await store.useConfirm(heldId, ctx.now);
   failpoint('confirm:after-use');
-  return `confirmed ${held.id}: released ${done.released.length} from ${shown(held.senderKey)}, sender whitelisted`;
+  const rest = kept > 0 ? `; ${kept} held as spam or forged kept` : '';
+  return `confirmed ${held.id}: released ${done.released.length} from ${shown(held.senderKey)}, sender whitelisted${rest}`;
 }
 
 async function hold(ctx: Context, store: Store, why: string, silent: string | undefined): Promise<string> {
   const { env, headers, config } = ctx;
   const senderKey = addressKey(env.sender);
+  const rules = suppression({ sender: env.sender, senderKey, own: config.identity.address.toLowerCase(), headers, authservIds: config.challenge.authserv_ids });
   const suppressed =
     silent ??
     (config.challenge.enabled ? undefined : 'challenges are turned off') ??
     (ctx.message.length > config.delivery.max_size ? 'message larger than max_size' : undefined) ??
-    suppression({ sender: env.sender, senderKey, own: config.identity.address.toLowerCase(), headers, authservIds: config.challenge.authserv_ids });
+    rules?.why;
   const result = await store.hold(
     {
       digest: ctx.digest,
       received: ctx.now,
       sender: env.sender,
-      senderKey: senderKey ?? env.sender.toLowerCase(),
+      senderKey: senderKeyOf(env.sender),
       recipient: env.recipient,
       fromHeader: cleanText(headers.get('from'), 300),
       subject: cleanText(headers.get('subject'), 300),
@@ -306,6 +319,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
       rpline: ctx.rpline,
       dtline: ctx.dtline,
       raw: ctx.message,
+      suspect: rules?.suspect === true,
     },
     senderKey === undefined
       ? undefined

@@ -1,17 +1,28 @@
 // The decision order of DESIGN.md as one pure function: facts in, verdict out. Everything it needs
 // was found out before (tag checked, lists looked up); everything it decides is done after.
 
+/** What a `confirm-` address turned out to be. */
+export type ConfirmFact =
+  /** Valid, unused and bound to this sender: a confirmation unless `automatic` names why a
+   * program wrote the reply. */
+  | { readonly state: 'live'; readonly heldId: string; readonly automatic?: string }
+  /** Unused, but not bound to this sender (another sender, or a forged MAC). */
+  | { readonly state: 'foreign' }
+  /** Used, or its message expired or deleted (or never known): the bare address. */
+  | { readonly state: 'spent' };
+
 export type TagFact =
   | { readonly kind: 'none' }
-  /** A confirm address: `heldId` is set when the MAC is valid, bound to this sender and still unused;
-   * `refused` says why a reply that may otherwise be good is not taken (e.g. an automatic reply). */
-  | { readonly kind: 'confirm'; readonly heldId: string | undefined; readonly refused?: string }
+  | ({ readonly kind: 'confirm' } & ConfirmFact)
+  /** A `confirm-` extension that does not parse (bad length, padding, trailing text). */
+  | { readonly kind: 'malformed' }
   | { readonly kind: 'dated' | 'sender' | 'keyword'; readonly valid: boolean };
 
 export interface Facts {
   /** The message already carries our own Delivered-To line. */
   readonly loop: boolean;
   readonly tag: TagFact;
+  /** The list the sender is on (for a live confirmation: the replying or the held sender). */
   readonly listed: 'white' | 'black' | undefined;
   readonly blacklistAction: 'drop' | 'junk';
 }
@@ -26,13 +37,19 @@ export type Verdict =
 
 export function decide(f: Facts): Verdict {
   if (f.loop) return { action: 'hold', why: 'mail loop', silent: 'mail loop' };
+  if (f.tag.kind === 'malformed') return { action: 'drop', why: 'malformed confirmation address' };
   if (f.tag.kind === 'confirm') {
-    if (f.tag.refused !== undefined) return { action: 'drop', why: `confirmation refused: ${f.tag.refused}` };
-    return f.tag.heldId
-      ? { action: 'confirm', heldId: f.tag.heldId, why: 'confirmation reply' }
-      : { action: 'drop', why: 'invalid or used confirmation address' };
+    // A reply that would confirm but must not is dropped; a blacklisted sender never confirms and
+    // is treated as the blacklist says. A spent address is the bare address.
+    if (f.tag.state === 'foreign') return { action: 'drop', why: 'confirmation refused: not from the challenged sender' };
+    if (f.tag.state === 'live') {
+      if (f.tag.automatic !== undefined) return { action: 'drop', why: `confirmation refused: automatic reply (${f.tag.automatic})` };
+      if (f.listed !== 'black') return { action: 'confirm', heldId: f.tag.heldId, why: 'confirmation reply' };
+    }
   }
-  if (f.tag.kind !== 'none' && f.tag.valid) return { action: 'deliver', why: `valid ${f.tag.kind} address` };
+  if ((f.tag.kind === 'dated' || f.tag.kind === 'sender' || f.tag.kind === 'keyword') && f.tag.valid) {
+    return { action: 'deliver', why: `valid ${f.tag.kind} address` };
+  }
   if (f.listed === 'black') {
     return f.blacklistAction === 'junk' ? { action: 'junk', why: 'blacklisted sender' } : { action: 'drop', why: 'blacklisted sender' };
   }

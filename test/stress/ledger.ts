@@ -104,7 +104,10 @@ export type Expect =
   /** Held exactly once, byte for byte, and not in the Maildir. */
   | { readonly where: 'held'; readonly bytes: Buffer }
   /** Consumed (a confirm reply): neither in the Maildir nor held. */
-  | { readonly where: 'gone' };
+  | { readonly where: 'gone' }
+  /** A confirm reply whose process was killed after the confirmation was used: its retry finds the
+   * address used and the sender whitelisted, and delivers it (once) like any later mail to it. */
+  | { readonly where: 'gone-or-maildir'; readonly bytes: Buffer };
 
 export interface Audit {
   readonly checked: number;
@@ -132,6 +135,10 @@ export function audit(inv: Inventory, expected: ReadonlyMap<string, Expect>): Au
       if (live.length === 0) a.lost.push(sid);
       if (live.some((r) => r.body === null || !r.body.equals(e.bytes))) a.truncated.push(sid);
       if (files.length > 0) a.misplaced.push(`${sid}: held and in the Maildir`);
+    } else if (e.where === 'gone-or-maildir') {
+      if (files.length > 1) a.duplicated.push(sid);
+      if (files.some((f) => !f.equals(e.bytes))) a.truncated.push(sid);
+      if (live.length > 0) a.misplaced.push(`${sid}: should have been consumed or delivered`);
     } else if (files.length > 0 || live.length > 0) {
       a.misplaced.push(`${sid}: should have been consumed`);
     }
