@@ -53,6 +53,7 @@ test('an exact entry made from mail can be removed by the text the list shows', 
   const id = await held(h, '*@gmail.example');
   t.is((await vouch(['pending', 'release', id, '--whitelist'], { env: h.env })).code, 0);
   t.is((await vouch(['whitelist', 'add', '@other.example'], { env: h.env })).code, 0);
+  t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '*@gmail.example\n@other.example\n');
   const r = await vouch(['whitelist', 'remove', '*@gmail.example'], { env: h.env });
   t.is(r.stdout, '1 removed from the whitelist\n');
   t.is((await vouch(['whitelist', 'list'], { env: h.env })).stdout, '@other.example\n');
