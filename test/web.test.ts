@@ -8,7 +8,7 @@ import { loadConfig, type Config } from '../agent/home/config.js';
 import { parseMessage, ParseError } from '../agent/mail/parse.js';
 import { contentDisposition } from '../web/app.js';
 import { filterHtml } from '../web/sanitize.js';
-import { hostAllowed, sameOrigin } from '../web/auth.js';
+import { hostAllowed, LoginThrottle, sameOrigin } from '../web/auth.js';
 import { buildApp, hashPassword } from '../web/server.js';
 import { deliverQmail, fixture, maildirFiles, makeHome, message, pendingList, vouch, type TestHome } from './helpers.js';
 
@@ -77,10 +77,10 @@ interface Env {
   readonly token: string;
 }
 
-async function setup(overrides: (c: Config) => Config = (c) => c): Promise<Env> {
+async function setup(overrides: (c: Config) => Config = (c) => c, now?: () => number): Promise<Env> {
   const home = await makeHome({ config: { send: { transport: 'file' } } });
   const config = overrides(loadConfig(home.dir, home.env));
-  const app = await buildApp({ home: home.dir, listen: HOST, config });
+  const app = await buildApp({ home: home.dir, listen: HOST, config, ...(now !== undefined ? { now } : {}) });
   const token = readFileSync(`${home.dir}/web-token`, 'utf8').trim();
   return { home, config, app, token };
 }
@@ -633,15 +633,42 @@ test('vouch web refuses a bad --listen and a port in use with one line', async (
   t.is(busy.stderr.split('\n').filter((l) => l !== '').length, 1);
 });
 
-test('password guessing is throttled, but the token still logs in', async (t) => {
+test('password guessing is throttled in a sliding minute on the injected clock, but the token still logs in', async (t) => {
   const hash = await hashPassword('the real one');
-  const env = await setup((c) => ({ ...c, web: { ...c.web, password_hash: hash } }));
+  // Ten guesses straddling a minute's boundary (five just before it, five just after) count
+  // together: a calendar-minute counter would let twenty through around every boundary.
+  let clock = Date.UTC(2026, 10, 23, 10, 0, 55);
+  const env = await setup((c) => ({ ...c, web: { ...c.web, password_hash: hash } }), () => clock);
   const c = new Client(env.app);
-  for (let i = 0; i < 10; i++) t.is((await c.post('/login', { _csrf: await c.csrf('/login'), secret: `guess ${i}` })).status, 401);
+  for (let i = 0; i < 10; i++) {
+    if (i === 5) clock = Date.UTC(2026, 10, 23, 10, 1, 5);
+    t.is((await c.post('/login', { _csrf: await c.csrf('/login'), secret: `guess ${i}` })).status, 401);
+  }
   const blocked = await c.post('/login', { _csrf: await c.csrf('/login'), secret: 'the real one' });
   t.is(blocked.status, 429);
   t.is((await c.get('/')).status, 303);
-  t.is((await c.post('/login', { _csrf: await c.csrf('/login'), secret: env.token })).status, 303);
-  t.is((await c.get('/')).status, 200);
+  // A minute after the first five, only the last five count: guessing may go on, slowly.
+  clock = Date.UTC(2026, 10, 23, 10, 1, 55);
+  t.is((await c.post('/login', { _csrf: await c.csrf('/login'), secret: 'the real one' })).status, 303);
+  const d = new Client(env.app);
+  t.is((await d.post('/login', { _csrf: await d.csrf('/login'), secret: env.token })).status, 303);
+  t.is((await d.get('/')).status, 200);
   await env.app.close();
+});
+
+test('the login throttle counts failures in a sliding window', (t) => {
+  let now = 0;
+  const th = new LoginThrottle(3, () => now, 60_000);
+  // [time of the step, fail() or a look, blocked() expected after it]
+  const steps: [number, 'fail' | 'look', boolean][] = [
+    [0, 'fail', false], [30_000, 'fail', false], [59_000, 'fail', true], [59_999, 'look', true],
+    [60_000, 'look', false], // the first failure is a minute old: out of the window
+    [61_000, 'fail', true], [89_999, 'look', true], [90_000, 'look', false], [200_000, 'look', false],
+  ];
+  const seen = steps.map(([at, what]) => {
+    now = at;
+    if (what === 'fail') th.fail();
+    return th.blocked();
+  });
+  t.deepEqual(seen, steps.map((s) => s[2]));
 });

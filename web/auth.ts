@@ -117,34 +117,35 @@ export class Sessions {
   }
 }
 
-/** Slows password guessing: at most `max` failed logins a minute, then refusals until it passes. */
+/** Slows password guessing: at most `max` failed logins in any `windowMs` (a sliding window, so
+ * guesses around a minute's boundary count together), then refusals until the oldest ages out. */
 export class LoginThrottle {
-  #window = 0;
-  #failures = 0;
+  /** When each failure counted now happened, oldest first; never more than `max`. */
+  readonly #failures: number[] = [];
   readonly #max: number;
   readonly #now: () => number;
+  readonly #windowMs: number;
 
-  constructor(max = 10, now: () => number = Date.now) {
+  constructor(max = 10, now: () => number = Date.now, windowMs = 60_000) {
     this.#max = max;
     this.#now = now;
+    this.#windowMs = windowMs;
   }
 
   blocked(): boolean {
-    this.#roll();
-    return this.#failures >= this.#max;
+    this.#age(this.#now());
+    return this.#failures.length >= this.#max;
   }
 
   fail(): void {
-    this.#roll();
-    this.#failures += 1;
+    const now = this.#now();
+    this.#age(now);
+    this.#failures.push(now);
+    if (this.#failures.length > this.#max) this.#failures.shift();
   }
 
-  #roll(): void {
-    const minute = Math.floor(this.#now() / 60_000);
-    if (minute !== this.#window) {
-      this.#window = minute;
-      this.#failures = 0;
-    }
+  #age(now: number): void {
+    while (this.#failures.length > 0 && (this.#failures[0] as number) <= now - this.#windowMs) this.#failures.shift();
   }
 }
 
