@@ -3,7 +3,7 @@ import test from 'ava';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { deliverQmail, makeHome, maildirFiles, message, pendingList, qmailEnv, vouch } from './helpers.js';
+import { deliverQmail, makeHome, maildirFiles, message, pendingList, qmailEnv, ROOT, vouch } from './helpers.js';
 
 test('init creates config, a 32-byte secret and a web token (0600), the store and the Maildir', async (t) => {
   const h = await makeHome({ address: 'alice@example.org' });
@@ -166,4 +166,38 @@ test('the .qmail line init prints, run by a shell as qmail-local runs it, delive
   t.is(run.status, 99, run.stdout.toString());
   t.regex(run.stdout.toString(), /^vouch: delivered: whitelisted sender bob@example\.com/);
   t.is(maildirFiles(h.maildir).length, 1);
+});
+
+test('deliver with a bad option answers the MTA that --mta names: 75 for procmail and postfix, 111 for qmail', async (t) => {
+  const h = await makeHome();
+  // A qmail-looking environment: only --mta can say it is procmail.
+  const env = { ...h.env, DTLINE: 'Delivered-To: alice@example.org\n', RPLINE: 'Return-Path: <bob@example.com>\n' };
+  const runs = await Promise.all([
+    vouch(['deliver', '--mta', 'procmail', '--bogus'], { env, input: message() }),
+    vouch(['deliver', '--mta=postfix', '--bogus'], { env, input: message() }),
+    vouch(['deliver', '--bogus', '--mta', 'procmail'], { env, input: message() }),
+    vouch(['deliver', '--mta', 'qmail', '--bogus'], { env, input: message() }),
+  ]);
+  t.deepEqual(runs.map((r) => r.code), [75, 75, 75, 111]);
+});
+
+test('vouch --version and vouch version print the package version', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  for (const args of [['--version'], ['-V'], ['version']]) {
+    const r = await vouch(args, { env: { VOUCH_HOME: '/nonexistent/vouch', HOME: '/nonexistent' } });
+    t.is(r.code, 0, args.join(' '));
+    t.is(r.stdout, `vouch ${version}\n`);
+  }
+});
+
+test('pending show and pending release of an unknown id both exit 1 with one line', async (t) => {
+  const h = await makeHome();
+  const show = await vouch(['pending', 'show', 'aaaaaaaaaaaaa'], { env: h.env });
+  const release = await vouch(['pending', 'release', 'aaaaaaaaaaaaa'], { env: h.env });
+  t.is(show.code, 1);
+  t.is(release.code, 1);
+  t.regex(show.stderr, /^vouch: no held message aaaaaaaaaaaaa\n$/);
+  // A malformed id is bad input: exit 2, for both.
+  t.is((await vouch(['pending', 'show', 'nope'], { env: h.env })).code, 2);
+  t.is((await vouch(['pending', 'release', 'nope'], { env: h.env })).code, 2);
 });

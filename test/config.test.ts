@@ -46,6 +46,9 @@ const bad: [string, string][] = [
   [`${minimal}[challenge]\nauthserv_ids = "mx.example.org"\n`, 'challenge.authserv_ids'],
   [`${minimal}[web]\nlisten = "everywhere"\n`, 'web.listen'],
   ['identity = 3\n', 'identity'],
+  // Beyond Node's timer range (2^31-1 ms) a deadline would fire at once; beyond 900s it outlasts Postfix's limit.
+  [`${minimal}[delivery]\ndeadline = "25d"\n`, 'delivery.deadline'],
+  [`${minimal}[delivery]\ndeadline = "16m"\n`, 'delivery.deadline'],
 ];
 
 for (const [i, [text, key]] of bad.entries()) {
@@ -55,6 +58,10 @@ for (const [i, [text, key]] of bad.entries()) {
     t.true(err?.message.includes(key));
   });
 }
+
+test('delivery.deadline may be up to 900s', (t) => {
+  t.is(parseConfig(`${minimal}[delivery]\ndeadline = "15m"\n`, '/h', env).delivery.deadline, 900_000);
+});
 
 test('broken TOML is refused with its line number', (t) => {
   const err = t.throws(() => parseConfig(`${minimal}[send\ntransport = "smtp"\n`, '/h', env), { instanceOf: ConfigError });

@@ -9,7 +9,7 @@ import { entriesNamed, parsePattern, type Pattern } from '../mail/address.js';
 import { loadConfig, type Config } from '../home/config.js';
 import { parseDuration } from '../home/duration.js';
 import { detectMta } from '../deliver/envelope.js';
-import { ConfigError, exitCode, UsageError } from '../failure/failure.js';
+import { ConfigError, exitCode, UsageError, type Mta } from '../failure/failure.js';
 import { homeDir, homePaths, initHome, packageRoot, readSecret, type HomePaths } from '../home/home.js';
 import { isId } from '../store/ids.js';
 import type { ListName, Store } from '../store/store.js';
@@ -124,7 +124,8 @@ export function program(): Command {
     .option('--home <dir>', 'the vouch home (default $VOUCH_HOME or ~/.vouch)')
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(`vouch: ${str.replace(/^error: /, '')}`) });
+    .configureOutput({ outputError: (str, write) => write(`vouch: ${str.replace(/^error: /, '')}`) })
+    .version(`vouch ${packageVersion()}`, '-V, --version', 'print the version');
 
   p.command('init')
     .description('create the home: config, secret, web token, store, Maildir; print the lines to install')
@@ -206,7 +207,8 @@ export function program(): Command {
       await withStore(c, async (store, config) => {
         const held = await store.get(id);
         const raw = held && held.state !== 'released' ? await store.raw(id) : undefined;
-        if (!held || !raw) throw new UsageError(`no held message ${id}`);
+        // Not bad input but nothing found, as for release and delete of an id not held: exit 1.
+        if (!held || !raw) throw new Error(`no held message ${id}`);
         if (o.raw) {
           process.stdout.write(raw);
           return;
@@ -334,10 +336,24 @@ export function program(): Command {
     });
 
   p.command('version').description('print the version').action(() => {
-    const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string };
-    console.log(`vouch ${pkg.version}`);
+    console.log(`vouch ${packageVersion()}`);
   });
   return p;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string }).version;
+}
+
+/** The MTA a failed `deliver` command line answers to: the one its --mta names (even when the rest
+ * of the line is bad), else the one the environment shows, else qmail. */
+export function mtaOf(argv: readonly string[], env: NodeJS.ProcessEnv): Mta {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const v = a === '--mta' ? argv[i + 1] : a.startsWith('--mta=') ? a.slice(6) : undefined;
+    if (v === 'qmail' || v === 'postfix' || v === 'procmail') return v;
+  }
+  return detectMta(env) ?? 'qmail';
 }
 
 function positiveInt(v: string, name: string): number {
@@ -355,7 +371,7 @@ export async function run(argv: readonly string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.
-      if (argv.includes('deliver') && err.exitCode !== 0) process.exit(exitCode(detectMta(process.env) ?? 'qmail', 'tempfail'));
+      if (argv.includes('deliver') && err.exitCode !== 0) process.exit(exitCode(mtaOf(argv, process.env), 'tempfail'));
       // A usage error commander caught (unknown option, missing argument) is bad input like any
       // other: exit 2, as our own UsageError.
       process.exit(err.exitCode === 0 ? 0 : 2);

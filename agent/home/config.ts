@@ -56,7 +56,7 @@ type Kind =
   | { type: 'enum'; values: readonly string[] }
   | { type: 'int'; min: number; max: number }
   | { type: 'bool' }
-  | { type: 'duration' }
+  | { type: 'duration'; max?: { ms: number; text: string } }
   | { type: 'size' }
   | { type: 'strings' };
 
@@ -83,7 +83,9 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
     junk_folder: { kind: { type: 'string', check: folder }, def: '.Junk' },
     max_size: { kind: { type: 'size' }, def: '64M' },
     header_limit: { kind: { type: 'size' }, def: '1M' },
-    deadline: { kind: { type: 'duration' }, def: '300s' },
+    // Below the MTA's own limit (Postfix kills a command after command_time_limit, 1000s), and far
+    // inside Node's timer range (2^31-1 ms, about 24.8 days: beyond it a timer fires at once).
+    deadline: { kind: { type: 'duration', max: { ms: 900_000, text: '900s' } }, def: '300s' },
   },
   send: {
     transport: { kind: { type: 'enum', values: ['sendmail', 'smtp', 'file'] }, def: 'sendmail' },
@@ -135,7 +137,8 @@ export function loadConfig(home: string, env: NodeJS.ProcessEnv = process.env): 
 // only for exactly the same text, home and user home, so an edit to config.toml is read at once.
 
 const CACHE = 'config.cache';
-const CACHE_VERSION = 1;
+// 2: delivery.deadline bounded (a cache of a config now refused must not be believed).
+const CACHE_VERSION = 2;
 
 interface CacheFile {
   readonly v: number;
@@ -247,6 +250,7 @@ function checkValue(name: string, kind: Kind, raw: unknown, home: string, userHo
     case 'duration': {
       const ms = typeof raw === 'string' ? parseDuration(raw) : undefined;
       if (ms === undefined) throw bad('must be a duration like "90s", "30m", "24h" or "14d"');
+      if (kind.max !== undefined && ms > kind.max.ms) throw bad(`must be at most "${kind.max.text}"`);
       return ms;
     }
     case 'size': {
