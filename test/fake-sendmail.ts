@@ -17,6 +17,8 @@ export interface FakeSendmail {
   sent(): Sent[];
   /** Makes later runs exit with this code. */
   exitWith(code: number): void;
+  /** Makes later runs take this many seconds (after reading the message) before they exit. */
+  slowBy(seconds: number): void;
 }
 
 /** Installs the fake as `name` (e.g. "sendmail" or "qmail-inject") and points the home at it. */
@@ -43,6 +45,9 @@ export function fakeSendmail(home: TestHome, name = 'sendmail'): FakeSendmail {
     },
     exitWith(code: number) {
       writeFileSync(join(dir, 'exit'), `${code}\n`);
+    },
+    slowBy(seconds: number) {
+      writeFileSync(join(dir, 'delay'), `${seconds}\n`);
     },
   };
 }

@@ -47,6 +47,8 @@ export function challengeText(state: ChallengeState, note: string): { text: stri
       return { text: 'challenge sent', cls: 'sent' };
     case 'pending':
       return { text: 'challenge pending', cls: 'sent' };
+    case 'sending':
+      return { text: 'challenge being sent', cls: 'sent' };
     case 'suppressed':
       return { text: note ? `suppressed: ${note}` : 'challenge suppressed', cls: 'suppressed' };
     case 'failed':

@@ -8,7 +8,8 @@ import { bindingKey, domainOf, isPlainAddress } from '../mail/address.js';
 import type { Config } from '../home/config.js';
 import { packageRoot } from '../home/home.js';
 import { composeText } from './mime.js';
-import type { Held } from '../store/store.js';
+import type { Held, Store } from '../store/store.js';
+import { failpoint } from '../failure/failpoint.js';
 import { confirmTag, taggedAddress } from '../tags/tags.js';
 import { TransportError, transportFor, type MailEnvelope, type Transport } from './transport.js';
 
@@ -145,4 +146,26 @@ export async function composeChallenge(req: ChallengeRequest): Promise<ComposedC
 export async function sendChallenge(req: ChallengeRequest, transport: Transport = transportFor(req.config.send)): Promise<void> {
   const { envelope, raw } = await composeChallenge(req);
   await transport.send(envelope, raw);
+}
+
+/** Sends a challenge this process has claimed (Store.hold, Store.claimChallenge) and records how it
+ * went: 'sent' (counted by the trigger messages_challenged), or 'failed' with the transport's code.
+ * A crash between the send and the mark leaves the claim to be taken over by a retry or `vouch
+ * fsck`, which sends it once more: the one moment where a request can go out twice. */
+export async function sendClaimed(
+  store: Store,
+  req: Omit<ChallengeRequest, 'secret'> & { readonly secret: () => Buffer },
+  transport?: Transport,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    const full = { ...req, secret: req.secret() };
+    await sendChallenge(full, transport ?? transportFor(req.config.send));
+  } catch (err) {
+    const reason = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'transport error';
+    await store.setChallenge(req.held.id, 'failed', reason);
+    return { ok: false, reason };
+  }
+  failpoint('challenge:after-send');
+  await store.challengeSent(req.held.id);
+  return { ok: true };
 }

@@ -1,13 +1,16 @@
 // `vouch fsck`: Maildir hygiene and store checks, safe to run from cron beside `vouch expire`.
 // Removes tmp/ files older than 36 hours (the maildir convention) and tmp/ names a crash left behind
 // after the message was already linked into new/; finishes releases a crash interrupted; runs
-// PRAGMA integrity_check; rewrites lists.map from the store. Never touches new/ or cur/.
+// PRAGMA integrity_check; rewrites lists.map from the store; sends the challenges whose delivery
+// died before it could (claim.ts). Never touches new/ or cur/.
 
 import { lstat, readdir, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../home/config.js';
+import { homePaths, readSecret } from '../home/home.js';
 import { finishInterrupted } from '../release/release.js';
-import type { Store } from '../store/store.js';
+import { claimLease, claimNote, processAlive, type Store } from '../store/store.js';
 
 /** A tmp/ file untouched this long belongs to a delivery that died (the maildir convention). */
 export const STALE_TMP_MS = 36 * 3_600_000;
@@ -19,6 +22,9 @@ export interface FsckReport {
   readonly integrity: readonly string[];
   /** lists.map was rewritten. */
   readonly mapped: boolean;
+  /** Challenges abandoned by a delivery that died, sent now (or failed: counted apart). */
+  readonly challengesSent: number;
+  readonly challengesFailed: number;
   readonly summary: string;
 }
 
@@ -63,6 +69,7 @@ export async function cleanTmp(root: string, now: number): Promise<number> {
 export async function fsck(store: Store, config: Config, now: number): Promise<FsckReport> {
   const tmpRemoved = await cleanTmp(config.delivery.maildir, now);
   const finished = await finishInterrupted(store, config, now);
+  const challenges = await resumeChallenges(store, config, now);
   const integrity = await store.integrityCheck();
   const ok = integrity.length === 1 && integrity[0] === 'ok';
   // The lists map is rewritten from the store (unless a list change is under way, which rewrites it
@@ -71,8 +78,27 @@ export async function fsck(store: Store, config: Config, now: number): Promise<F
   const summary = [
     `maildir: ${tmpRemoved} stale tmp file(s) removed`,
     `releases: ${finished} interrupted release(s) finished`,
+    `challenges: ${challenges.sent} abandoned challenge(s) sent${challenges.failed > 0 ? `, ${challenges.failed} failed` : ''}`,
     `store: ${ok ? 'ok' : `damaged: ${integrity.slice(0, 3).join('; ')}`}`,
     `lists map: ${mapped ? 'rewritten' : ok ? 'left to the list change under way' : 'left (store damaged)'}`,
   ].join('; ');
-  return { ok, tmpRemoved, finished, integrity, mapped, summary };
+  return { ok, tmpRemoved, finished, integrity, mapped, summary, challengesSent: challenges.sent, challengesFailed: challenges.failed };
+}
+
+/** Sends the challenges of held mail whose delivery claimed them and died before sending (or that
+ * nobody claimed): each is claimed again first, so a retry running meanwhile and this cannot both
+ * send it. The slot was counted against the rate limits when the message was held. */
+export async function resumeChallenges(store: Store, config: Config, now: number): Promise<{ sent: number; failed: number }> {
+  const host = hostname();
+  const view = { now, leaseMs: claimLease(config.delivery.deadline), host, alive: processAlive };
+  let sent = 0;
+  let failed = 0;
+  for (const held of await store.abandonedChallenges(view)) {
+    if (!(await store.claimChallenge(held, claimNote({ at: now, pid: process.pid, host })))) continue;
+    const { sendClaimed } = await import('../challenge/challenge.js');
+    const r = await sendClaimed(store, { config, secret: () => readSecret(homePaths(store.home)), held, now });
+    if (r.ok) sent += 1;
+    else failed += 1;
+  }
+  return { sent, failed };
 }

@@ -3,6 +3,7 @@
 // parser, the mail composer or the template engine.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { addressKey, bindingKey, domainOf, exactPatterns, lookupKeys, senderKeyOf, unwrapSrs } from '../mail/address.js';
 import { loadConfig, type Config } from '../home/config.js';
@@ -302,6 +303,14 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     (config.challenge.enabled ? undefined : 'challenges are turned off') ??
     (ctx.message.length > config.delivery.max_size ? 'message larger than max_size' : undefined) ??
     rules?.why;
+  // The claim that makes this delivery the one that sends the challenge (claim.ts): a copy of the
+  // same message delivered at the same moment, or a retry, sends nothing while it lives.
+  const { claimLease, claimNote, processAlive } = await import('../store/store.js');
+  const host = hostname();
+  const claim = {
+    note: claimNote({ at: ctx.now, pid: process.pid, host }),
+    view: { now: ctx.now, leaseMs: claimLease(config.delivery.deadline), host, alive: processAlive },
+  };
   const result = await store.hold(
     {
       digest: ctx.digest,
@@ -324,27 +333,20 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     senderKey === undefined
       ? undefined
       : { domain: domainOf(senderKey), window: config.challenge.rate_window, perDomainHourly: config.challenge.per_domain_hourly, globalHourly: config.challenge.global_hourly },
+    claim,
   );
   failpoint('store:after-commit');
   const head = `held ${result.id}: ${why} ${shown(env.sender)}`;
-  if (result.challenge !== 'pending') {
-    if (!result.fresh) return `${head}; already held`;
+  if (!result.owned) {
+    if (!result.fresh) return `${head}; already held${result.challenge === 'sending' ? ', its challenge on its way' : ''}`;
     return result.challenge === 'suppressed' ? `${head}; challenge suppressed (${result.note})` : `${head}; challenge ${result.challenge}`;
   }
-  // A challenge still pending (fresh, or a retry after a crash before it went out): send it now.
+  // This delivery claimed the challenge: fresh, or a retry that took over one nobody was sending.
   const held = result.held ?? (await store.get(result.id));
   if (!held) throw new Error('held message vanished');
-  try {
-    const { sendChallenge } = await import('../challenge/challenge.js');
-    await sendChallenge({ config, secret: readSecret(ctx.paths), held, now: ctx.now });
-  } catch (err) {
-    const reason = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'transport error';
-    await store.setChallenge(result.id, 'failed', reason);
-    return `${head}; challenge failed (${reason})`;
-  }
-  // Counted by the trigger messages_challenged.
-  await store.challengeSent(result.id);
-  return `${head}; challenge sent`;
+  const { sendClaimed } = await import('../challenge/challenge.js');
+  const sent = await sendClaimed(store, { config, secret: () => readSecret(ctx.paths), held, now: ctx.now });
+  return `${head}; challenge ${sent.ok ? 'sent' : `failed (${sent.reason})`}`;
 }
 
 /** The process entry for `vouch deliver`: never lets an error escape as exit 1. */

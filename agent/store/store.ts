@@ -11,9 +11,11 @@ import { failpoint } from '../failure/failpoint.js';
 import { isId, newId } from './ids.js';
 import { lookupKeys, type Pattern } from '../mail/address.js';
 import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
+import { claimAbandoned, type ClaimView } from './claim.js';
 import { clearMarks, markStale, staleMarks, writerAtWork, writeListMap, type ListName, type ListRow } from './listmap.js';
 
 export { dayOf };
+export { claimLease, claimNote, processAlive, type ClaimView } from './claim.js';
 
 export const SCHEMA_VERSION = 4;
 
@@ -139,7 +141,9 @@ CREATE TABLE keywords (
 `;
 
 export type { ListName };
-export type ChallengeState = 'pending' | 'sent' | 'suppressed' | 'failed' | 'none';
+/** 'pending': to be sent, nobody has claimed it; 'sending': claimed by the delivery named in the
+ * note (claim.ts), which sends it; then 'sent' or 'failed'. */
+export type ChallengeState = 'pending' | 'sending' | 'sent' | 'suppressed' | 'failed' | 'none';
 export type MessageState = 'held' | 'releasing' | 'released' | 'deleted' | 'expired';
 
 export interface HoldInput {
@@ -178,6 +182,7 @@ export interface RateLimits {
 /** A held message as the hold's first look sees it. */
 interface Seen {
   readonly id: string;
+  readonly state: MessageState;
   readonly challenge: ChallengeState;
   readonly challenge_note: string;
   readonly sender: string;
@@ -192,6 +197,14 @@ export interface HoldResult {
   readonly note: string;
   /** The row as it was stored, when this call stored it (saves a get() on the challenge path). */
   readonly held?: Held;
+  /** This call claimed the challenge (state 'sending', its note the claim): it must send it. */
+  readonly owned: boolean;
+}
+
+/** How a hold claims the challenge it is to send: its note, and how to judge another's claim. */
+export interface ChallengeClaim {
+  readonly note: string;
+  readonly view: ClaimView;
 }
 
 export interface Held {
@@ -462,8 +475,11 @@ export class Store {
 
   /** Holds a message, once: the same digest (an MTA retry) returns the id it already has. When the
    * message is to be challenged, the rate limits are checked and a challenge slot is taken in the
-   * same transaction, so concurrent deliveries cannot both pass a limit. */
-  async hold(m: HoldInput, rate?: RateLimits): Promise<HoldResult> {
+   * same transaction, so concurrent deliveries cannot both pass a limit. With `claim`, a challenge
+   * to send is claimed in that transaction too (stored as 'sending', `owned` in the answer): by the
+   * hold that stores the message, or by a retry that finds it held with a challenge nobody is
+   * sending (claim.ts), so of many identical copies exactly one sends it. */
+  async hold(m: HoldInput, rate?: RateLimits, claim?: ChallengeClaim): Promise<HoldResult> {
     return this.db.tx(async () => {
       // The digest is a fast key (deliver.digestOf): a message found under it is this one only when
       // sender, recipient and bytes agree. Another one under the same key takes the next key.
@@ -475,13 +491,13 @@ export class Store {
         const seen =
           n === 1
             ? first.seen
-            : await this.db.get<Seen>('SELECT id, challenge, challenge_note, sender, recipient FROM messages WHERE digest = ?', [digest]);
+            : await this.db.get<Seen>('SELECT id, state, challenge, challenge_note, sender, recipient FROM messages WHERE digest = ?', [digest]);
         if (!seen) break;
         if (seen.sender === m.sender && seen.recipient === m.recipient) {
           // A body already gone (released, then pruned) cannot be compared: the retry of a message
           // that was held and settled is the likely story, so it counts as the same.
           const raw = await this.raw(seen.id);
-          if (raw === undefined || raw.equals(m.raw)) return { id: seen.id, fresh: false, challenge: seen.challenge, note: seen.challenge_note };
+          if (raw === undefined || raw.equals(m.raw)) return this.#retake(seen, claim);
         }
         if (n > 16) throw new Error('hold: too many messages share one digest');
         digest = `${m.digest}.${n}`;
@@ -496,6 +512,12 @@ export class Store {
         } else {
           await this.db.run('INSERT INTO challenges (sender_key, domain, sent) VALUES (?, ?, ?)', [m.senderKey, rate.domain, m.received]);
         }
+      }
+      // Counted against the caps above; claimed here, in the same INSERT.
+      const owned = challenge === 'pending' && claim !== undefined;
+      if (owned) {
+        challenge = 'sending';
+        note = claim.note;
       }
       // A new id until one is free: the digest was checked above under the write lock, so the only
       // conflict the INSERT can meet is on the id (and only the statement fails, not the transaction).
@@ -523,8 +545,34 @@ export class Store {
         challengeNote: note, state: 'held', maildirName: null, rpline: m.rpline, dtline: m.dtline,
         signals: m.signals ?? EMPTY_SIGNALS, suspect: m.suspect === true,
       };
-      return { id, fresh: true, challenge, note, held };
+      return { id, fresh: true, challenge, note, held, owned };
     });
+  }
+
+  /** A retry found its message held: it takes over the challenge when nobody is sending it (still
+   * inside the hold's transaction, so two retries cannot both take it). */
+  async #retake(seen: Seen, claim: ChallengeClaim | undefined): Promise<HoldResult> {
+    const settled: HoldResult = { id: seen.id, fresh: false, challenge: seen.challenge, note: seen.challenge_note, owned: false };
+    if (claim === undefined || seen.state !== 'held' || !claimAbandoned(seen.challenge, seen.challenge_note, claim.view)) return settled;
+    await this.db.run(`UPDATE messages SET challenge = 'sending', challenge_note = ? WHERE id = ?`, [claim.note, seen.id]);
+    return { id: seen.id, fresh: false, challenge: 'sending', note: claim.note, owned: true };
+  }
+
+  /** Held messages whose challenge nobody is sending: never claimed, or claimed by a delivery that
+   * is gone (claim.ts). `vouch fsck` takes them over. */
+  async abandonedChallenges(view: ClaimView): Promise<Held[]> {
+    const rows = await this.db.all<Row>(`SELECT ${META} FROM messages WHERE state = 'held' AND challenge IN ('pending', 'sending') ORDER BY received`);
+    return rows.filter((r) => claimAbandoned(r.challenge, r.challenge_note, view)).map(toHeld);
+  }
+
+  /** Claims the challenge of a held message if it is still as `seen` found it (one statement: of
+   * two claimers, one wins). True when this call claimed it. */
+  async claimChallenge(seen: Pick<Held, 'id' | 'challenge' | 'challengeNote'>, note: string): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET challenge = 'sending', challenge_note = ? WHERE id = ? AND state = 'held' AND challenge = ? AND challenge_note = ?`,
+      [note, seen.id, seen.challenge, seen.challengeNote],
+    );
+    return r.changes === 1;
   }
 
   /** Stores a body in pieces of BODY_CHUNK bytes (views of `raw`, never copies of all of it); an
@@ -542,7 +590,7 @@ export class Store {
     const now = m.received;
     const hour = now - 3_600_000;
     const row = await this.db.get<Partial<Seen> & { n_sender: number; n_domain: number; n_all: number }>(
-      `SELECT m.id, m.challenge, m.challenge_note, m.sender, m.recipient,
+      `SELECT m.id, m.state, m.challenge, m.challenge_note, m.sender, m.recipient,
               (SELECT count(*) FROM challenges WHERE sender_key = ? AND sent > ?) AS n_sender,
               (SELECT count(*) FROM challenges WHERE domain = ? AND sent > ?) AS n_domain,
               (SELECT count(*) FROM challenges WHERE sent > ?) AS n_all
@@ -613,7 +661,7 @@ export class Store {
     // One exec, so the id is written into the statement: it must be an id and nothing else.
     if (!isId(id)) throw new Error('challengeSent: not an id');
     try {
-      await this.db.exec(`PRAGMA synchronous = NORMAL; UPDATE messages SET challenge = 'sent', challenge_note = '' WHERE id = '${id}'; PRAGMA synchronous = FULL;`);
+      await this.db.exec(`PRAGMA synchronous = NORMAL; UPDATE messages SET challenge = 'sent', challenge_note = '' WHERE id = '${id}' AND challenge IN ('sending', 'pending'); PRAGMA synchronous = FULL;`);
     } catch (err) {
       await this.db.exec('PRAGMA synchronous = FULL');
       throw err;
