@@ -1,6 +1,9 @@
 // MIME parsing of held mail for display, with limits: mailparser runs in a worker thread with a
 // capped heap, on at most maxBytes, and is terminated after a time limit, so one hostile message
 // can neither hang nor exhaust the CLI or the web page. This file is also the worker's entry.
+// The time limit counts from the moment the worker has loaded mailparser and starts on the message:
+// it bounds the work a message can cause, not how long a busy machine takes to start a thread
+// (that has its own, generous, bound).
 
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
@@ -19,6 +22,7 @@ export interface ParsedView {
 
 export interface ParseLimits {
   readonly maxBytes: number;
+  /** How long the parse of this message may take (default 5 s), once the parser is loaded. */
   readonly timeoutMs?: number;
   /** Heap for the worker, in MB (default: 256, more for a big message, at most 1024). */
   readonly heapMb?: number;
@@ -48,6 +52,15 @@ interface Job {
 }
 
 type Answer = { ok: true; view: ParsedView } | { ok: true; attachment: AttachmentContent | null } | { ok: false; message: string };
+
+/** The worker's word that mailparser is loaded and the message is next: the parse's clock starts. */
+interface Ready {
+  readonly ready: true;
+}
+
+/** How long a worker may take to start and load the parser, whatever the message: only a machine
+ * that is stuck gets near it. */
+const START_LIMIT_MS = 60_000;
 
 /** Parses a message for display: text, HTML and the list of attachments. */
 export async function parseMessage(raw: Buffer, opts: ParseLimits): Promise<ParsedView> {
@@ -106,8 +119,16 @@ async function runJob(raw: Buffer, attachment: number, opts: ParseLimits): Promi
         fn();
         void worker.terminate();
       };
-      const timer = setTimeout(() => finish(() => reject(new ParseError('ETIMEOUT', 'parsing took too long'))), opts.timeoutMs ?? 5_000);
-      worker.once('message', (m: Answer) => finish(() => resolve(m)));
+      const late = (what: string) => () => finish(() => reject(new ParseError('ETIMEOUT', what)));
+      let timer = setTimeout(late('the parser did not start in time'), START_LIMIT_MS);
+      worker.on('message', (m: Answer | Ready) => {
+        if ('ready' in m) {
+          clearTimeout(timer);
+          timer = setTimeout(late('parsing took too long'), opts.timeoutMs ?? 5_000);
+          return;
+        }
+        finish(() => resolve(m));
+      });
       worker.once('error', (err: Error & { code?: string }) =>
         finish(() => reject(new ParseError(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'ELIMIT' : 'EPARSE', err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the message needs too much memory to parse' : err.message))),
       );
@@ -118,8 +139,10 @@ async function runJob(raw: Buffer, attachment: number, opts: ParseLimits): Promi
   }
 }
 
-async function work(job: Job): Promise<Answer> {
+async function work(job: Job, ready: () => void): Promise<Answer> {
   const { simpleParser } = await import('mailparser');
+  if (job.htmlFilter !== undefined) await import(job.htmlFilter);
+  ready();
   const mail = await simpleParser(Buffer.from(job.raw.buffer, job.raw.byteOffset, job.raw.byteLength), {
     skipImageLinks: true,
     maxHtmlLengthToParse: 2_000_000,
@@ -151,7 +174,7 @@ async function work(job: Job): Promise<Answer> {
 
 if (!isMainThread && parentPort && (workerData as Partial<Job> | null)?.marker === 'vouch-parse') {
   const port = parentPort;
-  work(workerData as Job).then(
+  work(workerData as Job, () => port.postMessage({ ready: true } satisfies Ready)).then(
     (answer) => port.postMessage(answer),
     (err: unknown) => port.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) } satisfies Answer),
   );
