@@ -29,7 +29,7 @@ test('fsck removes tmp files older than 36 hours in every folder and keeps fresh
   aged(join(h.maildir, 'new', 'ancient.M1P4.host'), 24 * 365);
   const r = await vouch(['fsck'], { env: h.env });
   t.is(r.code, 0);
-  t.regex(r.stdout, /^maildir: 2 stale tmp file\(s\) removed; releases: 0 interrupted release\(s\) finished; challenges: 0 abandoned challenge\(s\) sent; store: ok; lists map: rewritten\n$/);
+  t.regex(r.stdout, /^maildir: 2 stale tmp file\(s\) removed; releases: 0 interrupted release\(s\) finished; challenges: 0 abandoned challenge\(s\) sent; store: ok \(vouch\.db \d+(\.\d)?[BKM], vouch\.db-wal \d+(\.\d)?[BKM]\); lists map: rewritten; permissions: private\n$/);
   t.deepEqual(readdirSync(join(h.maildir, 'tmp')), ['young.M1P2.host']);
   t.deepEqual(readdirSync(join(h.maildir, '.Junk', 'tmp')), []);
   t.deepEqual(readdirSync(join(h.maildir, 'new')), ['ancient.M1P4.host']);
@@ -57,7 +57,7 @@ for (const point of ['maildir:after-tmp-write', 'release:after-maildir']) {
     t.is(killed.signal, 'SIGKILL');
     const r = await vouch(['fsck'], { env: h.env });
     t.is(r.code, 0);
-    t.regex(r.stdout, /releases: 1 interrupted release\(s\) finished; challenges: 0 abandoned challenge\(s\) sent; store: ok/);
+    t.regex(r.stdout, /releases: 1 interrupted release\(s\) finished; challenges: 0 abandoned challenge\(s\) sent; store: ok \(/);
     const files = maildirFiles(h.maildir);
     t.is(files.length, 1);
     t.is(files[0]?.bytes.toString(), `Return-Path: <carol@example.net>\nDelivered-To: alice@example.org\n${msg}`);

@@ -1,7 +1,7 @@
 // The vouch home: where config.toml, secret, web-token and vouch.db live, and `vouch init`.
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir, hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,11 +57,31 @@ export interface InitResult {
   readonly address: string;
 }
 
+/** The mode of the home and of every folder in it, and of every file in it, whatever the umask. */
+export const PRIVATE_DIR = 0o700;
+export const PRIVATE_FILE = 0o600;
+
+/** Makes `path` exist as an empty file of mode 0600 if it is missing, and 0600 if it is there.
+ * For the store: SQLite creates its file 0644 less the umask, and its -wal and -shm take the mode
+ * of the store's file, so a store made 0600 first keeps all three private. */
+export function privateFile(path: string): void {
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, PRIVATE_FILE);
+  try {
+    fchmodSync(fd, PRIVATE_FILE);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Creates what is missing in the home; never replaces an existing secret, token, config or store
- * (the store itself is made by `vouch init` alone, through Store.open with `create`). */
+ * (the store itself is made by `vouch init` alone, through Store.open with `create`, in the file
+ * made here 0600). The
+ * home is made 0700 even when it was there before (a folder named by --home), and so are the
+ * secret, the token and the store's file 0600, whatever the umask. */
 export function initHome(paths: HomePaths, address: string | undefined, env: NodeJS.ProcessEnv = process.env): InitResult {
   const created: string[] = [];
-  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  mkdirSync(paths.dir, { recursive: true, mode: PRIVATE_DIR });
+  chmodSync(paths.dir, PRIVATE_DIR);
   let addr = address;
   if (addr !== undefined && !isPlainAddress(addr)) throw new UsageError(`--address must be a plain address like alice@example.org`);
   if (!existsSync(paths.config)) {
@@ -85,6 +105,8 @@ export function initHome(paths: HomePaths, address: string | undefined, env: Nod
     created.push('web-token');
   }
   chmodSync(paths.webToken, 0o600);
+  chmodSync(paths.config, PRIVATE_FILE);
+  privateFile(paths.db);
   const final = /^address = "(.*)"$/m.exec(readFileSync(paths.config, 'utf8'))?.[1] ?? addr ?? '';
   return { created, address: final };
 }

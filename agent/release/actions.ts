@@ -40,11 +40,15 @@ export async function decideHeld(store: Store, config: Config, ids: readonly str
   return { done, missing, listed, summary: `${done.length} ${verb}${extra}${miss}` };
 }
 
-/** Removes held mail past its lifetime and forgets old journals; never writes to a sender. */
+/** Removes held mail past its lifetime, forgets old journals and empties the store's WAL; never
+ * writes to a sender. */
 export async function expire(store: Store, config: Config, now: number): Promise<string> {
   await finishInterrupted(store, config, now);
   const old = await store.heldBefore(now - config.pending.lifetime);
   const removed = await store.delete(old, now, 'expired');
   await store.prune(now - Math.max(config.pending.lifetime, config.challenge.rate_window, 7 * 86_400_000));
+  // Where a checkpoint is cheap: from cron, not on any delivery's way. The WAL's file goes back to
+  // nothing, however large a burst of mail made it.
+  await store.checkpoint();
   return `${removed.length} expired`;
 }

@@ -4,8 +4,8 @@
 // Bodies are stored in rows of at most BODY_CHUNK bytes: sqlite3 copies a bound buffer and SQLite
 // copies it again, so a whole 25 MB message in one row would cost four times its size in memory.
 
-import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { Db, finalize, stepRun, type Param } from './db.js';
 import { failpoint } from '../failure/failpoint.js';
 import { isId, newId } from './ids.js';
@@ -21,6 +21,10 @@ export const SCHEMA_VERSION = 4;
 
 /** The version SCHEMA itself creates; MIGRATIONS take it on to SCHEMA_VERSION. */
 const SCHEMA_BASE = 3;
+
+/** What a checkpoint that empties the WAL leaves of its file: without a limit the WAL keeps its
+ * high-water size for good (35 MB after a burst whose checkpoints readers held off). */
+export const JOURNAL_SIZE_LIMIT = 4 << 20;
 
 /** The largest piece of a body in one row. */
 export const BODY_CHUNK = 1 << 20;
@@ -314,10 +318,13 @@ export class Store {
   readonly db: Db;
   /** The vouch home (the store's folder), where lists.map and the delivery journal live. */
   readonly home: string;
+  /** The store's file. */
+  readonly path: string;
 
-  private constructor(db: Db, home: string) {
+  private constructor(db: Db, path: string) {
     this.db = db;
-    this.home = home;
+    this.home = dirname(path);
+    this.path = path;
   }
 
   /** Opens the store. Throws StoreMissingError when there is none (no file, an empty file, a
@@ -338,7 +345,7 @@ export class Store {
       if (opts.create === true) {
         // Both queued at once (exec runs alone, so the version is read after the PRAGMAs): one wait.
         const [, row] = await Promise.all([
-          db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;'),
+          db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT};`),
           db.get<{ user_version: number }>('PRAGMA user_version'),
         ]);
         version = row?.user_version ?? 0;
@@ -347,9 +354,9 @@ export class Store {
         const row = await db.get<{ user_version: number }>('PRAGMA user_version');
         version = row?.user_version ?? 0;
         if (version === 0) throw new StoreMissingError('the pending store is empty; run vouch init');
-        await db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+        await db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT};`);
       }
-      const store = new Store(db, dirname(path));
+      const store = new Store(db, path);
       await store.#migrate(version);
       return store;
     } catch (err) {
@@ -790,6 +797,31 @@ export class Store {
       else rows.push({ day: j.day, kind: 'delivered', n: j.n });
     }
     return rows.sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+  }
+
+  /** Copies the WAL into the store and empties its file, when no reader holds it back (then it
+   * leaves it for later: never an error). For `vouch expire`, where it costs nobody a delivery. */
+  async checkpoint(): Promise<{ done: boolean }> {
+    try {
+      const row = await this.db.get<{ busy: number }>('PRAGMA wal_checkpoint(TRUNCATE)');
+      return { done: row?.busy === 0 };
+    } catch {
+      return { done: false };
+    }
+  }
+
+  /** The store's files and their sizes in bytes (a missing one is 0). */
+  files(): { name: string; bytes: number }[] {
+    return ['', '-wal'].map((suffix) => {
+      const name = `${basename(this.path)}${suffix}`;
+      let bytes = 0;
+      try {
+        bytes = statSync(`${this.path}${suffix}`).size;
+      } catch {
+        /* no such file: 0 */
+      }
+      return { name, bytes };
+    });
   }
 
   async integrityCheck(): Promise<string[]> {
