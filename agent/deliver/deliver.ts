@@ -5,9 +5,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { addressKey, bindingKey, domainOf, exactPatterns, lookupKeys, senderKeyOf, unwrapSrs } from '../mail/address.js';
+import { addressKey, bindingKey, domainOf, exactPattern, exactPatterns, lookupKeys, senderKeyOf, unwrapSrs } from '../mail/address.js';
+import { messageIds, replyIds } from '../mail/msgid.js';
 import { loadConfig, type Config } from '../home/config.js';
-import { decide, type TagFact, type Verdict } from '../policy/decide.js';
+import { decide, needsReplyFact, type ReplyFact, type TagFact, type Verdict } from '../policy/decide.js';
 import { detectMta, readEnvelope, type Envelope } from './envelope.js';
 import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from '../failure/failure.js';
 import { failpoint } from '../failure/failpoint.js';
@@ -133,7 +134,12 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
     map = readListMap(paths.dir, lookupKeys(env.sender));
     if (map.usable) {
       const verdict = decide({ loop, tag: { kind: 'none' }, listed: map.hit?.list, blacklistAction: config.delivery.blacklist });
-      if (verdict.action === 'deliver' || verdict.action === 'junk') return done(direct(base, verdict, digestOf(env, message)));
+      // A whitelisted sender is delivered whatever it replies to. Junk only when the message names
+      // no earlier mail: a reply to the user's own mail wins over the blacklist (step 3), and only
+      // the store knows.
+      if (verdict.action === 'deliver' || (verdict.action === 'junk' && !namesEarlierMail(headers))) {
+        return done(direct(base, verdict, digestOf(env, message)));
+      }
     }
   }
 
@@ -161,7 +167,10 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   try {
     const tag = await tagFact(ctx, store);
     const listed = tag.kind === 'none' && map?.usable === true ? map.hit?.list : (await store.lookup(await listedAs(env.sender, tag, store)))?.list;
-    const verdict = decide({ loop, tag, listed, blacklistAction: config.delivery.blacklist });
+    const facts = { loop, tag, listed, blacklistAction: config.delivery.blacklist };
+    // Replies are looked up only when they can change the decision (needsReplyFact).
+    const reply = needsReplyFact(facts) ? await replyFact(ctx, store) : undefined;
+    const verdict = decide(reply === undefined ? facts : { ...facts, reply });
     const line = await act(ctx, store, verdict);
     // A missing, damaged or abandoned map is rebuilt once the message is safe; a failure to rebuild
     // costs only speed, never this delivery.
@@ -181,6 +190,33 @@ async function listedAs(sender: string, tag: TagFact, store: Store): Promise<str
   if (held === undefined) return [sender];
   const b = bindingKey(held.senderKey);
   return b === undefined ? [sender, held.senderKey] : [sender, held.senderKey, b];
+}
+
+/** The message says it answers or continues earlier mail. */
+function namesEarlierMail(headers: Headers): boolean {
+  return headers.has('in-reply-to') || headers.has('references');
+}
+
+/** Whether the message answers mail the user sent through `vouch send`, or is vouch's own digest
+ * (sent with the null sender, its Message-ID recorded): one indexed query, or none when the message
+ * names no id worth looking up. */
+async function replyFact(ctx: Context, store: Store): Promise<ReplyFact> {
+  const { headers, env } = ctx;
+  const refs = replyIds(headers.all('in-reply-to'), headers.all('references'));
+  const own = env.sender === '' ? messageIds(headers.get('message-id') ?? '', 1) : [];
+  if (refs.length === 0 && own.length === 0) return { kind: 'none' };
+  const known = await store.knownOutgoing([...new Set([...refs, ...own])]);
+  if (own.length > 0 && known.some((k) => k.kind === 'digest' && k.id === own[0])) return { kind: 'digest' };
+  if (known.some((k) => k.kind === 'sent' && refs.includes(k.id))) {
+    // Listed only when a person wrote it: the mail vouch would be willing to challenge (not the null
+    // sender, no machine, no list, no Auto-Submitted, no failed SPF or DMARC…).
+    const senderKey = addressKey(env.sender);
+    const person =
+      ctx.config.send.whitelist_replies &&
+      suppression({ sender: env.sender, senderKey, own: ctx.config.identity.address.toLowerCase(), headers, authservIds: ctx.config.challenge.authserv_ids }) === undefined;
+    return { kind: 'reply', whitelist: person };
+  }
+  return { kind: 'none' };
 }
 
 async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
@@ -212,7 +248,15 @@ async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
 
 async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
   switch (v.action) {
-    case 'deliver':
+    case 'deliver': {
+      const line = direct(ctx, v, ctx.digest);
+      // Whitelisted after the delivery: a crash between leaves the message delivered, and the MTA's
+      // retry finds it there (deliverOnce) and whitelists then.
+      const key = v.whitelist === true ? addressKey(ctx.env.sender) : undefined;
+      if (key === undefined) return line;
+      await store.addPatterns('white', [exactPattern(key)], ctx.now);
+      return `${line}, sender whitelisted`;
+    }
     case 'junk':
       return direct(ctx, v, ctx.digest);
     case 'drop':

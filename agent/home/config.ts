@@ -32,6 +32,10 @@ export interface Config {
     readonly smtp_user: string;
     readonly smtp_password: string;
     readonly file_dir: string;
+    readonly whitelist_replies: boolean;
+    readonly reply_lifetime: number;
+    readonly tag_sender: 'off' | 'envelope' | 'from';
+    readonly tag_lifetime: number;
   };
   readonly challenge: {
     readonly enabled: boolean;
@@ -47,6 +51,7 @@ export interface Config {
   readonly web: {
     readonly listen: string;
     readonly password_hash: string;
+    readonly url: string;
   };
 }
 
@@ -68,6 +73,7 @@ interface KeySpec {
 
 const address = (v: string) => (isPlainAddress(v) ? undefined : 'must be a plain address like alice@example.org');
 const listen = (v: string) => (/^(\[[0-9a-f:.]+\]|[0-9a-zA-Z.-]+):\d{1,5}$/.test(v) ? undefined : 'must be HOST:PORT');
+const url = (v: string) => (v === '' || /^https?:\/\/[^\s<>"']+$/.test(v) ? undefined : 'must be "" or an http:// or https:// URL');
 const folder = (v: string) => (/^\.[^/\0]+$/.test(v) && !v.includes('..') ? undefined : 'must be a Maildir++ folder name like .Junk');
 
 /** Every key vouch reads, with its type and default. config.example.toml documents each one. */
@@ -96,6 +102,10 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
     smtp_user: { kind: { type: 'string' }, def: '' },
     smtp_password: { kind: { type: 'string' }, def: '' },
     file_dir: { kind: { type: 'path' }, def: 'outbox' },
+    whitelist_replies: { kind: { type: 'bool' }, def: false },
+    reply_lifetime: { kind: { type: 'duration' }, def: '180d' },
+    tag_sender: { kind: { type: 'enum', values: ['off', 'envelope', 'from'] }, def: 'off' },
+    tag_lifetime: { kind: { type: 'duration' }, def: '30d' },
   },
   challenge: {
     enabled: { kind: { type: 'bool' }, def: true },
@@ -111,6 +121,7 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
   web: {
     listen: { kind: { type: 'string', check: listen }, def: '127.0.0.1:8025' },
     password_hash: { kind: { type: 'string' }, def: '' },
+    url: { kind: { type: 'string', check: url }, def: '' },
   },
 };
 

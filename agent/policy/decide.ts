@@ -18,6 +18,15 @@ export type TagFact =
   | { readonly kind: 'malformed' }
   | { readonly kind: 'dated' | 'sender' | 'keyword'; readonly valid: boolean };
 
+/** A message that names mail vouch recorded as leaving: a reply to the user's own mail (its
+ * In-Reply-To or References names a Message-ID `vouch send` recorded), or vouch's own digest coming
+ * back (its Message-ID is one `vouch digest` recorded). `whitelist`: the config asks for repliers
+ * to be whitelisted and a person wrote this one (not the null sender, not an automatic reply). */
+export type ReplyFact =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'reply'; readonly whitelist: boolean }
+  | { readonly kind: 'digest' };
+
 export interface Facts {
   /** The message already carries our own Delivered-To line. */
   readonly loop: boolean;
@@ -25,17 +34,46 @@ export interface Facts {
   /** The list the sender is on (for a live confirmation: the replying or the held sender). */
   readonly listed: 'white' | 'black' | undefined;
   readonly blacklistAction: 'drop' | 'junk';
+  /** Left out when it was not looked up (see needsReplyFact): as `{ kind: 'none' }`. */
+  readonly reply?: ReplyFact;
 }
 
 export type Verdict =
   | { readonly action: 'confirm'; readonly heldId: string; readonly why: string }
   | { readonly action: 'drop'; readonly why: string }
   | { readonly action: 'junk'; readonly why: string }
-  | { readonly action: 'deliver'; readonly why: string }
+  /** `whitelist`: also whitelist the sender (exactly), a replier the config wants listed. */
+  | { readonly action: 'deliver'; readonly why: string; readonly whitelist?: true }
   /** `silent` names why no challenge may go out whatever the challenge policy says. */
   | { readonly action: 'hold'; readonly why: string; readonly silent: string | undefined };
 
 export function decide(f: Facts): Verdict {
+  const early = beforeReplies(f);
+  if (early !== undefined) return early;
+  // Step 3, before the blacklist: someone the user wrote to (even one they once blacklisted) is
+  // answering. Whitelisting never moves a blacklisted sender, and never repeats a whitelisted one.
+  if (f.reply?.kind === 'digest') return { action: 'deliver', why: 'vouch digest' };
+  if (f.reply?.kind === 'reply') {
+    return f.reply.whitelist && f.listed === undefined
+      ? { action: 'deliver', why: 'reply to your mail', whitelist: true }
+      : { action: 'deliver', why: 'reply to your mail' };
+  }
+  if (f.listed === 'black') {
+    return f.blacklistAction === 'junk' ? { action: 'junk', why: 'blacklisted sender' } : { action: 'drop', why: 'blacklisted sender' };
+  }
+  if (f.listed === 'white') return { action: 'deliver', why: 'whitelisted sender' };
+  return { action: 'hold', why: 'unknown sender', silent: undefined };
+}
+
+/** Whether the reply fact can change the decision: the message got past the loop check and the
+ * tags (steps 1 and 2) and its sender is not whitelisted (delivered anyway). Only then does the
+ * delivery look its ids up in the store. */
+export function needsReplyFact(f: Facts): boolean {
+  return f.listed !== 'white' && beforeReplies(f) === undefined;
+}
+
+/** The loop check and steps 1 and 2: the confirm address and the other tags. */
+function beforeReplies(f: Facts): Verdict | undefined {
   if (f.loop) return { action: 'hold', why: 'mail loop', silent: 'mail loop' };
   if (f.tag.kind === 'malformed') return { action: 'drop', why: 'malformed confirmation address' };
   if (f.tag.kind === 'confirm') {
@@ -50,9 +88,5 @@ export function decide(f: Facts): Verdict {
   if ((f.tag.kind === 'dated' || f.tag.kind === 'sender' || f.tag.kind === 'keyword') && f.tag.valid) {
     return { action: 'deliver', why: `valid ${f.tag.kind} address` };
   }
-  if (f.listed === 'black') {
-    return f.blacklistAction === 'junk' ? { action: 'junk', why: 'blacklisted sender' } : { action: 'drop', why: 'blacklisted sender' };
-  }
-  if (f.listed === 'white') return { action: 'deliver', why: 'whitelisted sender' };
-  return { action: 'hold', why: 'unknown sender', silent: undefined };
+  return undefined;
 }

@@ -47,8 +47,9 @@ export async function expire(store: Store, config: Config, now: number): Promise
   const old = await store.heldBefore(now - config.pending.lifetime);
   const removed = await store.delete(old, now, 'expired');
   await store.prune(now - Math.max(config.pending.lifetime, config.challenge.rate_window, 7 * 86_400_000));
+  const forgotten = await store.forgetOutgoing(now - config.send.reply_lifetime);
   // Where a checkpoint is cheap: from cron, not on any delivery's way. The WAL's file goes back to
   // nothing, however large a burst of mail made it.
   await store.checkpoint();
-  return `${removed.length} expired`;
+  return `${removed.length} expired${forgotten > 0 ? `, ${forgotten} sent Message-ID(s) forgotten` : ''}`;
 }

@@ -17,7 +17,7 @@ import { clearMarks, markStale, staleMarks, writerAtWork, writeListMap, type Lis
 export { dayOf };
 export { claimLease, claimNote, processAlive, type ClaimView } from './claim.js';
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 7;
 
 /** The version SCHEMA itself creates; MIGRATIONS take it on to SCHEMA_VERSION. */
 const SCHEMA_BASE = 3;
@@ -77,6 +77,21 @@ ${DELIVERED}`,
   3: `
 ALTER TABLE messages ADD COLUMN signals TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE messages ADD COLUMN suspect INTEGER NOT NULL DEFAULT 0;`,
+  // (another feature's step)
+  4: '',
+  // (another feature's step)
+  5: '',
+  // 6 → 7: the Message-IDs of the user's own mail (`vouch send`) and of vouch's digests, with the
+  // time each was recorded (replies are recognised by them until they expire); and the time each
+  // held message went out in a digest (NULL: not yet).
+  6: `
+CREATE TABLE outgoing (
+  message_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('sent', 'digest')),
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX outgoing_at ON outgoing(at);
+ALTER TABLE messages ADD COLUMN digested INTEGER;`,
 };
 
 const SCHEMA = `
@@ -148,6 +163,8 @@ export type { ListName };
 /** 'pending': to be sent, nobody has claimed it; 'sending': claimed by the delivery named in the
  * note (claim.ts), which sends it; then 'sent' or 'failed'. */
 export type ChallengeState = 'pending' | 'sending' | 'sent' | 'suppressed' | 'failed' | 'none';
+/** Why vouch recorded a Message-ID: the user sent it (`vouch send`), or vouch sent it as a digest. */
+export type OutgoingKind = 'sent' | 'digest';
 export type MessageState = 'held' | 'releasing' | 'released' | 'deleted' | 'expired';
 
 export interface HoldInput {
@@ -760,6 +777,56 @@ export class Store {
 
   async revokeKeyword(word: string, now: number): Promise<void> {
     await this.db.run('INSERT INTO keywords (word, revoked) VALUES (?, ?) ON CONFLICT (word) DO UPDATE SET revoked = excluded.revoked', [word, now]);
+  }
+
+  // ---- the user's own mail and vouch's digests
+
+  /** Records Message-IDs (without the angle brackets) of mail that left: a later message naming one
+   * is a reply to it (or, for a digest, the digest itself coming back). Recording one again renews it. */
+  async recordOutgoing(ids: readonly string[], kind: OutgoingKind, now: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.tx(async () => {
+      for (const id of ids) {
+        await this.db.run(
+          'INSERT INTO outgoing (message_id, kind, at) VALUES (?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET kind = excluded.kind, at = excluded.at',
+          [id, kind, now],
+        );
+      }
+    });
+  }
+
+  /** Which of these Message-IDs vouch recorded, and as what: one indexed query. */
+  async knownOutgoing(ids: readonly string[]): Promise<{ id: string; kind: OutgoingKind }[]> {
+    if (ids.length === 0) return [];
+    return this.db.all<{ id: string; kind: OutgoingKind }>(
+      `SELECT message_id AS id, kind FROM outgoing WHERE message_id IN (${ids.map(() => '?').join(',')})`,
+      [...ids],
+    );
+  }
+
+  /** Forgets Message-IDs recorded before `before`; returns how many. */
+  async forgetOutgoing(before: number): Promise<number> {
+    return (await this.db.run('DELETE FROM outgoing WHERE at < ?', [before])).changes;
+  }
+
+  /** Held messages no digest has named yet, newest first (at most `limit`), how many there are in
+   * all, and the latest time among them (what markDigested takes). */
+  async undigested(limit: number): Promise<{ held: Held[]; total: number; upTo: number }> {
+    return this.db.tx(async () => {
+      const rows = await this.db.all<Row>(
+        `SELECT ${META} FROM messages WHERE state = 'held' AND digested IS NULL ORDER BY received DESC, id DESC LIMIT ?`,
+        [limit],
+      );
+      const agg = await this.db.get<{ n: number; last: number | null }>(
+        `SELECT count(*) AS n, max(received) AS last FROM messages WHERE state = 'held' AND digested IS NULL`,
+      );
+      return { held: rows.map(toHeld), total: agg?.n ?? 0, upTo: agg?.last ?? 0 };
+    });
+  }
+
+  /** Marks every held message received up to `upTo` (and not yet digested) as named in a digest. */
+  async markDigested(upTo: number, now: number): Promise<number> {
+    return (await this.db.run(`UPDATE messages SET digested = ? WHERE state = 'held' AND digested IS NULL AND received <= ?`, [now, upTo])).changes;
   }
 
   // ---- direct deliveries (idempotent across MTA retries)
