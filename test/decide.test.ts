@@ -30,6 +30,15 @@ const table: [string, Partial<Facts>, Verdict][] = [
   ['an expired dated address is bare: held', { tag: { kind: 'dated', valid: false } }, { action: 'hold', why: 'unknown sender', silent: undefined }],
   ['an invalid tag is bare: the whitelist still applies', { tag: { kind: 'sender', valid: false }, listed: 'white' }, { action: 'deliver', why: 'whitelisted sender' }],
   ['an invalid tag is bare: the blacklist still applies', { tag: { kind: 'keyword', valid: false }, listed: 'black' }, { action: 'drop', why: 'blacklisted sender' }],
+  ['a reply to your mail is delivered', { reply: { kind: 'reply', whitelist: false } }, { action: 'deliver', why: 'reply to your mail' }],
+  ['a reply to your mail is delivered and whitelisted when asked', { reply: { kind: 'reply', whitelist: true } }, { action: 'deliver', why: 'reply to your mail', whitelist: true }],
+  ['a reply to your mail wins over the blacklist, and never lists a blacklisted sender', { reply: { kind: 'reply', whitelist: true }, listed: 'black' }, { action: 'deliver', why: 'reply to your mail' }],
+  ['a reply from a whitelisted sender is not whitelisted again', { reply: { kind: 'reply', whitelist: true }, listed: 'white' }, { action: 'deliver', why: 'reply to your mail' }],
+  ['vouch digest coming back is delivered', { reply: { kind: 'digest' } }, { action: 'deliver', why: 'vouch digest' }],
+  ['a valid tag is decided before a reply', { tag: { kind: 'dated', valid: true }, reply: { kind: 'reply', whitelist: true } }, { action: 'deliver', why: 'valid dated address' }],
+  ['a confirm is decided before a reply', { tag: { kind: 'confirm', heldId: undefined }, reply: { kind: 'reply', whitelist: false } }, { action: 'drop', why: 'invalid or used confirmation address' }],
+  ['no reply found: the lists decide', { reply: { kind: 'none' }, listed: 'black' }, { action: 'drop', why: 'blacklisted sender' }],
+  ['a loop is held silently even when it is a reply', { loop: true, reply: { kind: 'reply', whitelist: true } }, { action: 'hold', why: 'mail loop', silent: 'mail loop' }],
   ['a loop is held silently whatever else is true', { loop: true, listed: 'white', tag: { kind: 'dated', valid: true } }, { action: 'hold', why: 'mail loop', silent: 'mail loop' }],
 ];
 

@@ -335,6 +335,9 @@ export function program(): Command {
       await runWeb({ home: paths(c), listen: o.listen, hashPassword: o.hashPassword === true });
     });
 
+  // Read by sendArgv() before commander sees it; here for `vouch --help`.
+  p.command('send').description('the sendmail of your mail client: whitelists the recipients, records the Message-ID (sendmail flags)');
+
   p.command('version').description('print the version').action(() => {
     console.log(`vouch ${packageVersion()}`);
   });
@@ -362,9 +365,49 @@ function positiveInt(v: string, name: string): number {
   return n;
 }
 
+/** `vouch [--home DIR] send …`: the words after `send` and the home, or undefined for any other
+ * command. sendmail's flags (-oi, -t, -f ADDR…) are not commander's: they are read by send/argv.ts. */
+export function sendArgv(argv: readonly string[]): { home: string | undefined; rest: string[] } | undefined {
+  let home: string | undefined;
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === 'send') return { home, rest: argv.slice(i + 1) };
+    if (a === '--home') home = argv[++i];
+    else if (a.startsWith('--home=')) home = a.slice(7);
+    else return undefined;
+  }
+  return undefined;
+}
+
+const SEND_HELP = `Usage: vouch send [sendmail options] [--] [recipient...]
+
+The sendmail of your mail client: hands the message on stdin to send.sendmail with the
+same arguments and, once it has taken it, whitelists every recipient (arguments, To, Cc,
+Bcc) and records the Message-ID, so that replies arrive. Reads -t, -f/-r, -F, -i, -oi,
+-oem and the rest of sendmail's flags as sendmail does and passes them on unchanged.
+`;
+
 export async function run(argv: readonly string[]): Promise<void> {
   // `vouch whitelist list | head`: a reader that goes away is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+  const send = sendArgv(argv);
+  if (send !== undefined) {
+    if (send.rest.length === 1 && send.rest[0] === '--help') {
+      process.stdout.write(SEND_HELP);
+      return;
+    }
+    const { runSend } = await import('../send/send.js');
+    const { readInput } = await import('../deliver/stdio.js');
+    const code = await runSend({
+      home: send.home,
+      argv: send.rest,
+      env: process.env,
+      now: Date.now,
+      input: () => readInput(0),
+      stderr: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.exit(code);
+  }
   const p = program();
   try {
     await p.parseAsync([...argv]);
