@@ -87,6 +87,45 @@ function listCommands(program: Command, list: ListName): void {
         process.stdout.write(rows.map((r) => `${r.pattern}\n`).join(''));
       });
     });
+  if (list === 'white') {
+    cmd
+      .command('learn')
+      .description('whitelist the recipients of your sent mail (Maildirs, mbox files, folders of messages)')
+      .argument('<path...>')
+      .option('--dry-run', 'print what would be whitelisted, change nothing')
+      .option('--all', 'print every address with its count (default: the 20 most written to)')
+      .action(async (files: string[], o: { dryRun?: boolean; all?: boolean }, c: Command) => {
+        await withStore(c, async (store, config) => {
+          const { readSentMail, progressBar } = await import('../send/learn.js');
+          const { exactPattern } = await import('../mail/address.js');
+          const bar = process.stderr.isTTY ? progressBar((text) => process.stderr.write(text)) : undefined;
+          let sent;
+          try {
+            sent = await readSentMail(files, config, bar?.progress);
+          } catch (err) {
+            throw new UsageError((err as Error).message);
+          } finally {
+            bar?.end();
+          }
+          const ranked = [...sent.counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+          // A recipient the user blacklisted stays blacklisted: learning never lifts a blacklist.
+          const keep: [string, number][] = [];
+          let blacklisted = 0;
+          for (const entry of ranked) {
+            if ((await store.lookup(entry[0]))?.list === 'black') blacklisted += 1;
+            else keep.push(entry);
+          }
+          const added = o.dryRun ? 0 : await store.addPatterns('white', keep.map(([k]) => exactPattern(k)));
+          const shown = o.all ? keep : keep.slice(0, 20);
+          for (const [k, n] of shown) console.log(`${String(n).padStart(6)}  ${k}`);
+          if (shown.length < keep.length) console.log(`   …    and ${keep.length - shown.length} more (--all shows every one)`);
+          const what = o.dryRun ? 'would be whitelisted (dry run: nothing changed)' : `whitelisted: ${added} new, ${keep.length - added} already there`;
+          console.log(
+            `${sent.messages} message(s) read; ${keep.length} recipient(s) ${what}${blacklisted > 0 ? `; ${blacklisted} blacklisted, left so` : ''}`,
+          );
+        });
+      });
+  }
   cmd
     .command('import')
     .description(`add one pattern a line from FILE (- = stdin); # starts a comment`)

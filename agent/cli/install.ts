@@ -36,6 +36,10 @@ export function installLines(home: HomePaths, config: Config, explicitHome: bool
     '  or, for every user, in main.cf:',
     `  mailbox_command = ${postfix}`,
     '',
-    `Mail goes to ${config.delivery.maildir}; run \`vouch expire\` daily from cron.`,
+    `Mail goes to ${config.delivery.maildir}; run \`vouch expire\` daily from cron (and \`vouch digest\` for a daily summary of held mail).`,
+    '',
+    'So that the people you already write to are never challenged, whitelist the recipients of your sent mail:',
+    '  vouch whitelist learn ~/Maildir/.Sent   (Maildirs or mbox files; --dry-run to see first)',
+    'and set `vouch send` as the sendmail of your mail client (see the README).',
   ].join('\n');
 }
