@@ -65,7 +65,7 @@ export function humanDuration(ms: number): string {
 }
 
 /** The user's template when `dir` has one, else the built-in one. */
-async function template(dir: string, name: string): Promise<string> {
+export async function template(dir: string, name: string): Promise<string> {
   // Most homes have no templates folder of their own: one check, not a failed read per template.
   const bases = existsSync(dir) ? [dir, join(packageRoot(), 'templates')] : [join(packageRoot(), 'templates')];
   for (const base of bases) {

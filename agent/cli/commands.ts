@@ -354,6 +354,23 @@ export function program(): Command {
       });
     });
 
+  p.command('digest')
+    .description('mail yourself a summary of mail held since the last digest (for cron); silent when nothing is new')
+    .option('-v, --verbose', 'say what was done (cron mails any output, so the default is none)')
+    .action(async (o: { verbose?: boolean }, c: Command) => {
+      await withStore(c, async (store, config) => {
+        const { sendDigest } = await import('../digest/digest.js');
+        let res;
+        try {
+          res = await sendDigest(store, config, Date.now());
+        } catch (err) {
+          const code = (err as { code?: unknown }).code;
+          throw new Error(`the digest was not sent (${typeof code === 'string' ? code : (err as Error).message}); the next run tries again`);
+        }
+        if (o.verbose) console.log(res.sent ? `digest of ${res.count} held message(s) sent to ${config.identity.address}` : 'nothing new held; no digest');
+      });
+    });
+
   p.command('fsck')
     .description('check the home: clean old Maildir tmp files, finish interrupted releases, check the store')
     .action(async (_o, c: Command) => {
