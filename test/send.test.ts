@@ -2,6 +2,7 @@
 // stdin: what it passes on, what it whitelists (and not after a failed send), and the replies it
 // then lets through.
 import test from 'ava';
+import { join } from 'node:path';
 import { deliverQmail, makeHome, maildirFiles, pendingList, setConfig, vouch, type TestHome } from './helpers.js';
 import { fakeSendmail, type FakeSendmail } from './fake-sendmail.js';
 import { parseSendArgs, passThrough, qmailInjectArgs } from '../agent/send/argv.js';
@@ -231,4 +232,26 @@ test('send argv: the tagged sender replaces -f in place, or comes first', (t) =>
   t.deepEqual(passThrough(['-i', 'b@y'], parseSendArgs(['-i', 'b@y']), 'T@x'), ['-f', 'T@x', '-i', 'b@y']);
   t.deepEqual(passThrough(['-i', 'b@y'], parseSendArgs(['-i', 'b@y']), undefined), ['-i', 'b@y']);
   t.deepEqual(qmailInjectArgs(parseSendArgs(['-t', '-F', 'A B', 'c@z']), undefined), { argv: ['-H', '--', 'c@z'], env: { QMAILNAME: 'A B' } });
+});
+
+test('recorded Message-IDs expire after send.reply_lifetime: expire forgets them, and a late reply is held', async (t) => {
+  const { h } = await setup();
+  t.is((await vouch(['send', '-i', 'bob@example.com'], { env: h.env, input: outgoing() })).code, 0);
+  const { Store } = await import('../agent/store/store.js');
+  const { loadConfig } = await import('../agent/home/config.js');
+  const { expire } = await import('../agent/release/actions.js');
+  const config = loadConfig(h.dir, h.env);
+  const store = await Store.open(join(h.dir, 'vouch.db'));
+  try {
+    t.deepEqual(await store.knownOutgoing(['m1.abc@example.org', 'other@x']), [{ id: 'm1.abc@example.org', kind: 'sent' }]);
+    // Within the lifetime (180 days by default) it stays.
+    t.is(await expire(store, config, Date.now() + 179 * 86_400_000), '0 expired');
+    t.is((await store.knownOutgoing(['m1.abc@example.org'])).length, 1);
+    t.is(await expire(store, config, Date.now() + 181 * 86_400_000), '0 expired, 1 sent Message-ID(s) forgotten');
+    t.deepEqual(await store.knownOutgoing(['m1.abc@example.org']), []);
+  } finally {
+    await store.close();
+  }
+  const d = await deliverQmail(h, 'bob.private@mail.example', reply({ from: 'bob.private@mail.example', inReplyTo: '<m1.abc@example.org>' }));
+  t.regex(d.stdout, /held .*unknown sender/);
 });
