@@ -439,3 +439,12 @@ test('the whitelisted path loads neither nodemailer, handlebars, mailparser nor 
   await vouch(['whitelist', 'add', 'bob@example.com'], { env: h.env });
   t.deepEqual(await loaded(qenv('bob@example.com'), message()), []);
 });
+
+test('a whitelisted sender replying in a thread (In-Reply-To, References) still loads no SQLite: replies are looked up only for mail not whitelisted', async (t) => {
+  const h = await makeHome();
+  fakeSendmail(h);
+  await vouch(['whitelist', 'add', 'bob@example.com'], { env: h.env });
+  const env = { ...h.env, SENDER: 'bob@example.com', RECIPIENT: 'alice@example.org', LOCAL: 'alice', HOST: 'example.org', EXT: '', DTLINE: 'Delivered-To: alice@example.org\n', RPLINE: 'Return-Path: <bob@example.com>\n' };
+  const threaded = message({ headers: ['In-Reply-To: <m1@example.org>', 'References: <m0@example.org> <m1@example.org>'] });
+  t.deepEqual(await loaded(env, threaded), []);
+});
