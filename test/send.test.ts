@@ -255,3 +255,15 @@ test('recorded Message-IDs expire after send.reply_lifetime: expire forgets them
   const d = await deliverQmail(h, 'bob.private@mail.example', reply({ from: 'bob.private@mail.example', inReplyTo: '<m1.abc@example.org>' }));
   t.regex(d.stdout, /held .*unknown sender/);
 });
+
+test('recipients are whitelisted as exact addresses, never as patterns: *@domain and prefix- forms stay literal', async (t) => {
+  const { h } = await setup();
+  const msg = outgoing().replace(/^To: .*$/m, 'To: "*"@example.com, team-@example.net').replace(/^Cc: .*\n/m, '').replace(/^Bcc: .*\n/m, '');
+  t.is((await vouch(['send', '-t'], { env: h.env, input: msg })).code, 0);
+  const a = await deliverQmail(h, 'anyone@example.com', reply({ from: 'anyone@example.com' }));
+  t.regex(a.stdout, /held .*unknown sender anyone@example\.com/);
+  const b = await deliverQmail(h, 'team-x@example.net', reply({ from: 'team-x@example.net' }));
+  t.regex(b.stdout, /held .*unknown sender team-x@example\.net/);
+  const c = await deliverQmail(h, 'team-@example.net', reply({ from: 'team-@example.net' }));
+  t.regex(c.stdout, /delivered: whitelisted sender team-@example\.net/);
+});
