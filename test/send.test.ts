@@ -267,3 +267,27 @@ test('recipients are whitelisted as exact addresses, never as patterns: *@domain
   const c = await deliverQmail(h, 'team-@example.net', reply({ from: 'team-@example.net' }));
   t.regex(c.stdout, /delivered: whitelisted sender team-@example\.net/);
 });
+
+test('the added Message-ID follows the message\'s own line ends; an existing one is kept as it is', async (t) => {
+  const { ensureMessageId } = await import('../agent/send/send.js');
+  const { readHeaders } = await import('../agent/mail/header.js');
+  const crlf = Buffer.from('Subject: x\r\n\r\nbody\r\n');
+  const a = ensureMessageId(crlf, readHeaders(crlf), 'example.org', 0);
+  t.regex(a.raw.toString(), /^Message-ID: <0\.[0-9a-f]{18}@example\.org>\r\nSubject: x\r\n/);
+  const have = Buffer.from('Message-ID:\n <kept@x.org>\nSubject: x\n\nbody\n');
+  const b = ensureMessageId(have, readHeaders(have), 'example.org', 0);
+  t.is(b.raw, have);
+  t.is(b.id, 'kept@x.org');
+});
+
+test('From: is rewritten only where it holds the user\'s own address, case-insensitively, folded lines too', async (t) => {
+  const { rewriteFrom } = await import('../agent/send/send.js');
+  const T = 'alice-sender-abc@example.org';
+  const cases: [string, string][] = [
+    ['From: Alice <Alice@Example.org>\nTo: bob@x\n\nFrom: alice@example.org in the body\n', `From: Alice <${T}>\nTo: bob@x\n\nFrom: alice@example.org in the body\n`],
+    ['From: "Alice"\n <alice@example.org>\n\nb\n', `From: "Alice"\n <${T}>\n\nb\n`],
+    ['From: malice@example.org\nReply-To: alice@example.org\n\nb\n', 'From: malice@example.org\nReply-To: alice@example.org\n\nb\n'],
+    ['From: alice@example.org.evil\n\nb\n', 'From: alice@example.org.evil\n\nb\n'],
+  ];
+  for (const [input, want] of cases) t.is(rewriteFrom(Buffer.from(input), 'alice@example.org', T).toString(), want);
+});
