@@ -67,14 +67,21 @@ function sources(path: string): Source[] {
   return out;
 }
 
+/** The header block of one message file: read in small pieces until the empty line (or HEADER_MAX),
+ * so a message with a large attachment costs a read of its header, not of the attachment. */
 function headOf(path: string): Buffer {
   const fd = openSync(path, 'r');
   try {
     const buf = Buffer.allocUnsafe(HEADER_MAX);
     let len = 0;
-    for (;;) {
-      const n = readSync(fd, buf, len, HEADER_MAX - len, null);
-      if (n === 0 || (len += n) >= HEADER_MAX) break;
+    while (len < HEADER_MAX) {
+      const n = readSync(fd, buf, len, Math.min(16 * 1024, HEADER_MAX - len), null);
+      if (n === 0) break;
+      // Look for the empty line from just before the new piece (it may straddle the boundary).
+      const from = Math.max(0, len - 3);
+      len += n;
+      const part = buf.subarray(from, len);
+      if (part.indexOf('\n\n') >= 0 || part.indexOf('\n\r\n') >= 0) break;
     }
     return buf.subarray(0, len);
   } finally {
