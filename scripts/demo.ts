@@ -96,6 +96,27 @@ if (challenge !== undefined && confirm !== undefined) {
 
 step('vouch pending list');
 console.log(vouch(['pending', 'list']).out);
+step('vouch send: Alice writes to Dave through her mail client\'s sendmail');
+// The real sendmail is a stand-in that keeps what it is given in demo/sent/.
+const fs = await import('node:fs');
+const sm = join(demo, 'bin', 'sendmail');
+fs.mkdirSync(join(demo, 'bin'), { recursive: true });
+fs.writeFileSync(sm, `#!/bin/sh\nmkdir -p '${join(demo, 'sent')}' && cat > '${join(demo, 'sent')}/$$.eml'\n`, { mode: 0o755 });
+fs.writeFileSync(cfgPath, fs.readFileSync(cfgPath, 'utf8').replace(/^sendmail = ".*"$/m, `sendmail = "${sm}"`));
+const toDave = ['From: Alice <alice@example.org>', 'To: Dave <dave@example.com>', 'Subject: The draft', 'Message-ID: <draft.1@example.org>', '', 'Here it is.\n'].join('\n');
+const sent = vouch(['send', '-oem', '-oi', '--', 'dave@example.com'], toDave);
+console.log(`  vouch send -oem -oi -- dave@example.com: exit ${sent.code}; whitelist now: ${vouch(['whitelist', 'list']).out.split('\n').join(', ')}`);
+console.log(`  Dave answers from another address: ${deliver('dave.home@mail.example', mail('Dave <dave.home@mail.example>', 'Re: The draft', 'Looks good.\n', ['In-Reply-To: <draft.1@example.org>']))}`);
+
+step('vouch digest: a summary of what is held, mailed to Alice (demo/outbox/)');
+console.log(`  ${vouch(['digest', '-v']).out}`);
+const digest = newestOutbox();
+if (digest !== undefined) {
+  console.log(digest.split(/\r?\n\r?\n/)[0]?.split(/\r?\n/).filter((l) => /^(From|To|Subject|Auto-Submitted|Content-Type):/i.test(l)).map((l) => `  ${l}`).join('\n'));
+  console.log(`  the digest arriving: ${deliver('', digest)}`);
+}
+console.log(`  vouch digest again: ${vouch(['digest', '-v']).out}`);
+
 step('Maildir');
 console.log(`  ${readdirSync(join(maildir, 'new')).length} message(s) in ${maildir}/new`);
 
