@@ -291,3 +291,11 @@ test('From: is rewritten only where it holds the user\'s own address, case-insen
   ];
   for (const [input, want] of cases) t.is(rewriteFrom(Buffer.from(input), 'alice@example.org', T).toString(), want);
 });
+
+test('--home works before and right after `send`, as for every command', async (t) => {
+  const { h, sm } = await setup();
+  const env = { HOME: h.env['HOME'] ?? '', USER: 'alice' };
+  t.is((await vouch(['--home', h.dir, 'send', '-i', 'bob@example.com'], { env, input: outgoing() })).code, 0);
+  t.is((await vouch(['send', `--home=${h.dir}`, '-i', 'carol@example.net'], { env, input: outgoing() })).code, 0);
+  t.deepEqual(sm.sent().map((s) => s.argv), [['-i', 'bob@example.com'], ['-i', 'carol@example.net']]);
+});

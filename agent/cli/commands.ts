@@ -427,7 +427,15 @@ export function sendArgv(argv: readonly string[]): { home: string | undefined; r
   let home: string | undefined;
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i] ?? '';
-    if (a === 'send') return { home, rest: argv.slice(i + 1) };
+    if (a === 'send') {
+      // `vouch send --home DIR …` too: no sendmail has a --home option.
+      const rest = argv.slice(i + 1);
+      while (rest[0] === '--home' || rest[0]?.startsWith('--home=') === true) {
+        const w = rest.shift() ?? '';
+        home = w === '--home' ? rest.shift() : w.slice(7);
+      }
+      return { home, rest };
+    }
     if (a === '--home') home = argv[++i];
     else if (a.startsWith('--home=')) home = a.slice(7);
     else return undefined;
