@@ -1,6 +1,6 @@
 // The decision order of DESIGN.md as a table of facts → verdict.
 import test from 'ava';
-import { decide, type Facts, type TagFact, type Verdict } from '../agent/policy/decide.js';
+import { decide, needsReplyFact, type Facts, type TagFact, type Verdict } from '../agent/policy/decide.js';
 
 const none: TagFact = { kind: 'none' };
 const base: Facts = { loop: false, tag: none, listed: undefined, blacklistAction: 'drop' };
@@ -36,7 +36,9 @@ const table: [string, Partial<Facts>, Verdict][] = [
   ['a reply from a whitelisted sender is not whitelisted again', { reply: { kind: 'reply', whitelist: true }, listed: 'white' }, { action: 'deliver', why: 'reply to your mail' }],
   ['vouch digest coming back is delivered', { reply: { kind: 'digest' } }, { action: 'deliver', why: 'vouch digest' }],
   ['a valid tag is decided before a reply', { tag: { kind: 'dated', valid: true }, reply: { kind: 'reply', whitelist: true } }, { action: 'deliver', why: 'valid dated address' }],
-  ['a confirm is decided before a reply', { tag: { kind: 'confirm', heldId: undefined }, reply: { kind: 'reply', whitelist: false } }, { action: 'drop', why: 'invalid or used confirmation address' }],
+  ['a foreign confirm is decided before a reply', { tag: { kind: 'confirm', state: 'foreign' }, reply: { kind: 'reply', whitelist: false } }, { action: 'drop', why: 'confirmation refused: not from the challenged sender' }],
+  ['a spent confirm is the bare address: a reply to your mail there is delivered', { tag: { kind: 'confirm', state: 'spent' }, reply: { kind: 'reply', whitelist: false } }, { action: 'deliver', why: 'reply to your mail' }],
+  ['a live confirm from a blacklisted sender that replies to your mail is delivered, not confirmed', { tag: { kind: 'confirm', state: 'live', heldId: 'abcdefghijklm' }, listed: 'black', reply: { kind: 'reply', whitelist: true } }, { action: 'deliver', why: 'reply to your mail' }],
   ['no reply found: the lists decide', { reply: { kind: 'none' }, listed: 'black' }, { action: 'drop', why: 'blacklisted sender' }],
   ['a loop is held silently even when it is a reply', { loop: true, reply: { kind: 'reply', whitelist: true } }, { action: 'hold', why: 'mail loop', silent: 'mail loop' }],
   ['a loop is held silently whatever else is true', { loop: true, listed: 'white', tag: { kind: 'dated', valid: true } }, { action: 'hold', why: 'mail loop', silent: 'mail loop' }],
@@ -45,5 +47,24 @@ const table: [string, Partial<Facts>, Verdict][] = [
 for (const [what, facts, verdict] of table) {
   test(`decide: ${what}`, (t) => {
     t.deepEqual(decide({ ...base, ...facts }), verdict);
+  });
+}
+
+// When the delivery looks replies up at all: only where step 3 can change the decision.
+const needs: [string, Partial<Facts>, boolean][] = [
+  ['an unknown sender', {}, true],
+  ['a blacklisted sender', { listed: 'black' }, true],
+  ['a whitelisted sender (delivered anyway)', { listed: 'white' }, false],
+  ['a loop', { loop: true }, false],
+  ['a valid tag', { tag: { kind: 'sender', valid: true } }, false],
+  ['an invalid tag (the bare address)', { tag: { kind: 'dated', valid: false } }, true],
+  ['a live confirm', { tag: { kind: 'confirm', state: 'live', heldId: 'abcdefghijklm' } }, false],
+  ['a live confirm from a blacklisted sender', { tag: { kind: 'confirm', state: 'live', heldId: 'abcdefghijklm' }, listed: 'black' }, true],
+  ['a spent confirm', { tag: { kind: 'confirm', state: 'spent' } }, true],
+  ['a malformed confirm', { tag: { kind: 'malformed' } }, false],
+];
+for (const [what, facts, want] of needs) {
+  test(`needsReplyFact: ${what} → ${want}`, (t) => {
+    t.is(needsReplyFact({ ...base, ...facts }), want);
   });
 }

@@ -65,6 +65,7 @@ function challengeText(h: Held): string {
     case 'failed':
       return `challenge failed (${h.challengeNote})`;
     case 'pending':
+    case 'sending':
       return 'challenge not sent yet';
     case 'none':
       return 'no challenge';
