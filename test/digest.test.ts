@@ -109,3 +109,24 @@ test('a transport that fails: exit 1 with the reason, and the next digest names 
   setConfig(h.dir, { send: { transport: 'file' } });
   t.is((await vouch(['digest', '-v'], { env: h.env })).stdout, 'digest of 1 held message(s) sent to alice@example.org\n');
 });
+
+test('a message held while a digest is being made, even with an earlier time, is named by the next digest', async (t) => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { Store } = await import('../agent/store/store.js');
+  const { holdInput } = await import('./helpers.js');
+  const store = await Store.open(join(mkdtempSync(join(tmpdir(), 'vouch-digest-')), 'vouch.db'), { create: true });
+  try {
+    await store.hold(holdInput({ digest: 'a', received: 2000, subject: 'listed' }));
+    const first = await store.undigested(200);
+    t.deepEqual(first.held.map((h) => h.subject), ['listed']);
+    // Held meanwhile, by a delivery that started before the digest read (an earlier time).
+    await store.hold(holdInput({ digest: 'b', received: 1000, subject: 'late' }));
+    t.is(await store.markDigested(first.upTo, 3000), 1);
+    const next = await store.undigested(200);
+    t.deepEqual(next.held.map((h) => h.subject), ['late']);
+    t.is(next.total, 1);
+  } finally {
+    await store.close();
+  }
+});

@@ -810,7 +810,8 @@ export class Store {
   }
 
   /** Held messages no digest has named yet, newest first (at most `limit`), how many there are in
-   * all, and the latest time among them (what markDigested takes). */
+   * all, and `upTo`, what markDigested takes to mark exactly these: the newest row at the time of
+   * this read (a message held meanwhile, whatever its time, comes after it). */
   async undigested(limit: number): Promise<{ held: Held[]; total: number; upTo: number }> {
     return this.db.tx(async () => {
       const rows = await this.db.all<Row>(
@@ -818,15 +819,15 @@ export class Store {
         [limit],
       );
       const agg = await this.db.get<{ n: number; last: number | null }>(
-        `SELECT count(*) AS n, max(received) AS last FROM messages WHERE state = 'held' AND digested IS NULL`,
+        `SELECT (SELECT count(*) FROM messages WHERE state = 'held' AND digested IS NULL) AS n, (SELECT max(rowid) FROM messages) AS last`,
       );
       return { held: rows.map(toHeld), total: agg?.n ?? 0, upTo: agg?.last ?? 0 };
     });
   }
 
-  /** Marks every held message received up to `upTo` (and not yet digested) as named in a digest. */
+  /** Marks the held messages undigested() counted (and not yet digested) as named in a digest. */
   async markDigested(upTo: number, now: number): Promise<number> {
-    return (await this.db.run(`UPDATE messages SET digested = ? WHERE state = 'held' AND digested IS NULL AND received <= ?`, [now, upTo])).changes;
+    return (await this.db.run(`UPDATE messages SET digested = ? WHERE state = 'held' AND digested IS NULL AND rowid <= ?`, [now, upTo])).changes;
   }
 
   // ---- direct deliveries (idempotent across MTA retries)
