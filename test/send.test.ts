@@ -299,3 +299,18 @@ test('--home works before and right after `send`, as for every command', async (
   t.is((await vouch(['send', `--home=${h.dir}`, '-i', 'carol@example.net'], { env, input: outgoing() })).code, 0);
   t.deepEqual(sm.sent().map((s) => s.argv), [['-i', 'bob@example.com'], ['-i', 'carol@example.net']]);
 });
+
+test('send.sendmail pointing back at vouch send is refused (EX_CONFIG), not run in a loop', async (t) => {
+  const { h } = await setup();
+  const { writeFileSync, chmodSync } = await import('node:fs');
+  const { dirname } = await import('node:path');
+  const { CLI } = await import('./helpers.js');
+  const wrapper = join(dirname(h.dir), 'bin', 'vouch-sendmail');
+  writeFileSync(wrapper, `#!/bin/sh\nexec '${process.execPath}' '${CLI}' send "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  setConfig(h.dir, { send: { sendmail: wrapper } });
+  const r = await vouch(['send', '-i', 'bob@example.com'], { env: h.env, input: outgoing() });
+  t.is(r.code, 78);
+  t.regex(r.stderr, /send\.sendmail runs vouch send again/);
+  t.deepEqual(await whitelist(h), []);
+});

@@ -21,6 +21,9 @@ export const EX_UNAVAILABLE = 69;
 export const EX_TEMPFAIL = 75;
 export const EX_CONFIG = 78;
 
+/** Set in the real sendmail's environment: a `vouch send` that finds it was started by one. */
+const LOOP_MARK = 'VOUCH_SEND_ACTIVE';
+
 export interface SendOptions {
   readonly home: string | undefined;
   /** The words after `vouch send`. */
@@ -133,6 +136,12 @@ export async function runSend(opts: SendOptions): Promise<number> {
     opts.stderr(`vouch send: ${err.message}`);
     return EX_USAGE;
   }
+  // send.sendmail pointing back at `vouch send` (a wrapper script named as the real sendmail) would
+  // run it again and again: the child is marked, and a marked `vouch send` refuses.
+  if (opts.env[LOOP_MARK] !== undefined) {
+    opts.stderr('vouch send: send.sendmail runs vouch send again; it must be the real sendmail (e.g. /usr/sbin/sendmail)');
+    return EX_CONFIG;
+  }
   const paths = homePaths(homeDir(opts.home, opts.env));
   let config: Config;
   try {
@@ -147,7 +156,7 @@ export async function runSend(opts: SendOptions): Promise<number> {
     const r = spawnSync(program, argv, {
       ...(input !== undefined ? { input } : {}),
       stdio: [input !== undefined ? 'pipe' : 'inherit', 'inherit', 'inherit'],
-      env: { ...opts.env, ...env },
+      env: { ...opts.env, ...env, [LOOP_MARK]: '1' },
       shell: false,
     });
     if (r.error !== undefined && r.status === null && r.signal === null) {
