@@ -460,16 +460,23 @@ export async function run(argv: readonly string[]): Promise<void> {
       process.stdout.write(SEND_HELP);
       return;
     }
-    const { runSend } = await import('../send/send.js');
-    const { readInput } = await import('../deliver/stdio.js');
-    const code = await runSend({
-      home: send.home,
-      argv: send.rest,
-      env: process.env,
-      now: Date.now,
-      input: () => readInput(0),
-      stderr: (line) => process.stderr.write(`${line}\n`),
-    });
+    let code: number;
+    try {
+      const { runSend } = await import('../send/send.js');
+      const { readInput } = await import('../deliver/stdio.js');
+      code = await runSend({
+        home: send.home,
+        argv: send.rest,
+        env: process.env,
+        now: Date.now,
+        input: () => readInput(0),
+        stderr: (line) => process.stderr.write(`${line}\n`),
+      });
+    } catch (err) {
+      // Anything unforeseen: the mail client is told to try again later (EX_TEMPFAIL), as sendmail would.
+      process.stderr.write(`vouch send: ${(err as Error)?.message ?? String(err)}\n`);
+      code = 75;
+    }
     process.exit(code);
   }
   const p = program();
