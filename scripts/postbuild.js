@@ -12,7 +12,9 @@
 // store.bundle.cjs (the store, SQLite's JavaScript and native module) for every delivery that
 // holds, confirms or drops, and challenge.bundle.cjs (challenge.ts, our composer, its transport,
 // the handlebars runtime and the built-in templates precompiled here) for one that sends a
-// confirmation request.
+// confirmation request; screen.bundle.cjs (the client, the local blocklist, the policy after the
+// suppression rules) for every held message; auth.bundle.cjs (mailauth, the DNS checks) for one that is held and
+// checked before it may be challenged.
 // commands.js (commander and every other command) stays outside, loaded from tsc's output. Without
 // esbuild (an install without dev dependencies) launch.cjs runs tsc's main.js: slower, same behaviour.
 
@@ -36,13 +38,15 @@ const BUNDLES = [
   { entry: 'cli/main.ts', file: join(out, 'cli.bundle.cjs'), cache: join(out, 'cli.bundle.cache') },
   { entry: 'store/store.ts', file: join(out, 'store.bundle.cjs'), cache: join(out, 'store.bundle.cache') },
   { entry: 'challenge/challenge.ts', file: join(out, 'challenge.bundle.cjs'), cache: join(out, 'challenge.bundle.cache') },
+  { entry: 'auth/screen.ts', file: join(out, 'screen.bundle.cjs'), cache: join(out, 'screen.bundle.cache') },
+  { entry: 'auth/check.ts', file: join(out, 'auth.bundle.cjs'), cache: join(out, 'auth.bundle.cache') },
 ];
 
 /** Modules the bundles import at run time through launch.cjs (commands from tsc's output, store
  * and challenge from bundles of their own), never bundled into another: their specifiers as the
  * agent's files write them (every file stands one folder below agent/, so a specifier means the
  * same module from each of them and from launch.cjs). */
-const OUTSIDE = ['./commands', '../cli/commands', '../store/store', '../challenge/challenge'];
+const OUTSIDE = ['./commands', '../cli/commands', '../store/store', '../challenge/challenge', '../auth/screen', '../auth/check'];
 
 /** Packages left to require() at run time: all of nodemailer is only for the smtp transport. */
 const EXTERNAL = ['nodemailer'];
@@ -191,7 +195,14 @@ function train() {
     writeFileSync(sendmail, '#!/bin/sh\ncat >/dev/null\n', { mode: 0o755 });
     const steps = [run(['init', '--address', 'build@example.org'], '')];
     const config = join(base, 'vouch', 'config.toml');
-    writeFileSync(config, readFileSync(config, 'utf8').replace(/^sendmail = .*$/m, `sendmail = ${JSON.stringify(sendmail)}`));
+    // DNS goes to a closed loopback port: the checks run (and their bundle is cached) and fail at once.
+    writeFileSync(
+      config,
+      readFileSync(config, 'utf8')
+        .replace(/^sendmail = .*$/m, `sendmail = ${JSON.stringify(sendmail)}`)
+        .replace(/^servers = .*$/m, 'servers = ["127.0.0.1:9"]')
+        .replace(/^timeout = "3s"$/m, 'timeout = "1s"'),
+    );
     steps.push(run(['whitelist', 'add', 'friend@example.org'], ''), deliver('friend@example.org'), deliver('stranger@example.net'));
     const failed = steps.find((r) => r.status !== 0 && r.status !== 99);
     if (failed || BUNDLES.some((b) => !existsSync(b.cache))) {

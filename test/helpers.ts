@@ -58,7 +58,9 @@ export function vouch(args: readonly string[], opts: { env: NodeJS.ProcessEnv; i
 }
 
 /** A fresh temp home made by `vouch init`, with extra config lines appended to config.toml
- * (e.g. `[send]\ntransport = "file"`) by rewriting whole sections. */
+ * (e.g. `[send]\ntransport = "file"`) by rewriting whole sections. Unless `config` says otherwise,
+ * challenge.require is "none": tests of other features make no DNS queries (there is no network
+ * here); test/auth.test.ts runs the checks against a DNS server of its own. */
 export async function makeHome(opts: { address?: string; config?: Record<string, Record<string, string | number | boolean | string[]>> } = {}): Promise<TestHome> {
   const base = mkdtempSync(join(tmpdir(), 'vouch-test-'));
   const dir = join(base, 'vouch');
@@ -66,6 +68,7 @@ export async function makeHome(opts: { address?: string; config?: Record<string,
   const env: NodeJS.ProcessEnv = { VOUCH_HOME: dir, HOME: user, USER: 'alice' };
   const r = await vouch(['init', '--address', opts.address ?? 'alice@example.org'], { env });
   if (r.code !== 0) throw new Error(`vouch init failed: ${r.stderr}${r.stdout}`);
+  setConfig(dir, { challenge: { require: 'none' } });
   if (opts.config) setConfig(dir, opts.config);
   return { dir, user, maildir: join(user, 'Maildir'), env };
 }

@@ -22,7 +22,12 @@ type Body = (
 ) => void;
 
 /** tsc's modules that have a bundle of their own beside them. */
-const BUNDLED: Readonly<Record<string, string>> = { '../store/store.js': 'store.bundle.cjs', '../challenge/challenge.js': 'challenge.bundle.cjs' };
+const BUNDLED: Readonly<Record<string, string>> = {
+  '../store/store.js': 'store.bundle.cjs',
+  '../challenge/challenge.js': 'challenge.bundle.cjs',
+  '../auth/screen.js': 'screen.bundle.cjs',
+  '../auth/check.js': 'auth.bundle.cjs',
+};
 
 /** Writes a bundle's code cache as this process leaves, when it had none or V8 refused it (a new
  * Node or a rebuilt bundle). Only a delivery writes it: its functions are the ones worth caching.

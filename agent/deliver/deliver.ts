@@ -21,6 +21,7 @@ import { readInput, writeLine } from './stdio.js';
 import { release } from '../release/release.js';
 import type { Store } from '../store/store.js';
 import { programWrote, suppression } from '../policy/suppress.js';
+import type { ScreenInput, Screening } from '../auth/screen.js';
 
 export interface DeliverOptions {
   readonly home: string | undefined;
@@ -109,11 +110,15 @@ interface Base {
   readonly dtline: string;
   readonly headers: Headers;
   readonly now: number;
+  /** The process environment (TCPREMOTEIP and friends). */
+  readonly vars: NodeJS.ProcessEnv;
 }
 
 interface Context extends Base {
   /** digestOf(env, message). */
   readonly digest: string;
+  /** The network checks, started early when the message is sure to be held (see held()). */
+  early?: Promise<Screening>;
 }
 
 /** Runs one delivery to the end and says what happened; throws only TempFail-able errors. */
@@ -123,7 +128,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   const env = readEnvelope(opts.env, opts.mta, config.identity.address, raw);
   const { message, rpline, dtline, prepended } = envelopeLines(raw, env);
   const headers = readHeaders(message, config.delivery.header_limit);
-  const base: Base = { config, paths, env, message, rpline, dtline, headers, now: opts.now() };
+  const base: Base = { config, paths, env, message, rpline, dtline, headers, now: opts.now(), vars: opts.env };
   const loop = isLoop(headers, env.recipient, prepended);
   const done = (line: string): Report => ({ outcome: 'done', line: `vouch: ${line} (${env.mta})` });
 
@@ -154,6 +159,9 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
   // child_process, which it needs) is loaded while SQLite finishes opening the store, rather than
   // after the hold. The yield first lets SQLite take its next step meanwhile.
   if (map?.usable === true && map.hit === undefined && config.challenge.enabled) {
+    // So are the network checks (DNS answers arrive meanwhile).
+    ctx.early = import('../auth/screen.js').then(({ screening }) => screening(screenInput(ctx)));
+    ctx.early.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     await import('../challenge/challenge.js').catch(() => undefined);
   }
@@ -217,6 +225,10 @@ async function replyFact(ctx: Context, store: Store): Promise<ReplyFact> {
     return { kind: 'reply', whitelist: person };
   }
   return { kind: 'none' };
+}
+
+function screenInput(b: Base): ScreenInput {
+  return { config: b.config, sender: b.env.sender, message: b.message, headers: b.headers, now: b.now, vars: b.vars };
 }
 
 async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
@@ -341,12 +353,11 @@ async function confirm(ctx: Context, store: Store, heldId: string): Promise<stri
 async function hold(ctx: Context, store: Store, why: string, silent: string | undefined): Promise<string> {
   const { env, headers, config } = ctx;
   const senderKey = addressKey(env.sender);
-  const rules = suppression({ sender: env.sender, senderKey, own: config.identity.address.toLowerCase(), headers, authservIds: config.challenge.authserv_ids });
-  const suppressed =
-    silent ??
-    (config.challenge.enabled ? undefined : 'challenges are turned off') ??
-    (ctx.message.length > config.delivery.max_size ? 'message larger than max_size' : undefined) ??
-    rules?.why;
+  const { screening, judge } = await import('../auth/screen.js');
+  const input = screenInput(ctx);
+  const s = silent === undefined && ctx.early !== undefined ? await ctx.early : await screening(input, silent);
+  const judged = await judge(input, s, store);
+  const suppressed = judged.hold;
   // The claim that makes this delivery the one that sends the challenge (claim.ts): a copy of the
   // same message delivered at the same moment, or a retry, sends nothing while it lives.
   const { claimLease, claimNote, processAlive } = await import('../store/store.js');
@@ -372,7 +383,8 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
       rpline: ctx.rpline,
       dtline: ctx.dtline,
       raw: ctx.message,
-      suspect: rules?.suspect === true,
+      signals: judged.signals,
+      suspect: judged.suspect,
     },
     senderKey === undefined
       ? undefined

@@ -5,6 +5,7 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
 import { ConfigError } from '../failure/failure.js';
 import { parseDuration, parseSize } from './duration.js';
 import { isPlainAddress } from '../mail/address.js';
@@ -44,6 +45,24 @@ export interface Config {
     readonly global_hourly: number;
     readonly authserv_ids: readonly string[];
     readonly templates: string;
+    readonly require: 'aligned' | 'not-failed' | 'none';
+    readonly on_dns_error: 'headers' | 'hold';
+    readonly require_visible_recipient: boolean;
+  };
+  readonly trust: {
+    /** Host names the user's own MTA writes after "by" in Received:; [] = the machine's host name. */
+    readonly mta_names: readonly string[];
+  };
+  readonly dns: {
+    /** "IP" or "IP:PORT" ("[IPv6]:PORT"); [] = the system's resolvers. */
+    readonly servers: readonly string[];
+    readonly timeout: number;
+    readonly blocklists: readonly string[];
+  };
+  readonly blocklist: {
+    readonly period: number;
+    readonly max_period: number;
+    readonly ipv6_prefix: number;
   };
   readonly pending: {
     readonly lifetime: number;
@@ -63,7 +82,7 @@ type Kind =
   | { type: 'bool' }
   | { type: 'duration'; max?: { ms: number; text: string } }
   | { type: 'size' }
-  | { type: 'strings' };
+  | { type: 'strings'; check?: (v: string) => string | undefined };
 
 interface KeySpec {
   readonly kind: Kind;
@@ -74,7 +93,22 @@ interface KeySpec {
 const address = (v: string) => (isPlainAddress(v) ? undefined : 'must be a plain address like alice@example.org');
 const listen = (v: string) => (/^(\[[0-9a-f:.]+\]|[0-9a-zA-Z.-]+):\d{1,5}$/.test(v) ? undefined : 'must be HOST:PORT');
 const url = (v: string) => (v === '' || /^https?:\/\/[^\s<>"']+$/.test(v) ? undefined : 'must be "" or an http:// or https:// URL');
+const hostName = (v: string) => (/^[a-z0-9]([a-z0-9-]{0,62}\.?)*$/i.test(v) && v.length <= 253 ? undefined : `"${v.slice(0, 40)}" is not a host name`);
+const zone = (v: string) => (hostName(v) === undefined && v.includes('.') ? undefined : `"${v.slice(0, 40)}" is not a DNS zone like zen.example.org`);
+const dnsServer = (v: string) => (dnsServerOk(v) ? undefined : `"${v.slice(0, 40)}" must be "IP" or "IP:PORT" ("[IPv6]:PORT")`);
 const folder = (v: string) => (/^\.[^/\0]+$/.test(v) && !v.includes('..') ? undefined : 'must be a Maildir++ folder name like .Junk');
+
+/** "IP", "IP:PORT", "IPv6" or "[IPv6]:PORT", as node:dns setServers() takes them. */
+function dnsServerOk(v: string): boolean {
+  const port = (p: string) => /^\d{1,5}$/.test(p) && Number(p) > 0 && Number(p) < 65536;
+  if (isIP(v) !== 0) return true;
+  if (v.startsWith('[')) {
+    const end = v.indexOf(']');
+    return end > 0 && isIP(v.slice(1, end)) === 6 && v[end + 1] === ':' && port(v.slice(end + 2));
+  }
+  const colon = v.lastIndexOf(':');
+  return colon > 0 && isIP(v.slice(0, colon)) === 4 && port(v.slice(colon + 1));
+}
 
 /** Every key vouch reads, with its type and default. config.example.toml documents each one. */
 export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>> = {
@@ -114,6 +148,22 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
     global_hourly: { kind: { type: 'int', min: 0, max: 1_000_000 }, def: 60 },
     authserv_ids: { kind: { type: 'strings' }, def: [] },
     templates: { kind: { type: 'path' }, def: 'templates' },
+    require: { kind: { type: 'enum', values: ['aligned', 'not-failed', 'none'] }, def: 'aligned' },
+    on_dns_error: { kind: { type: 'enum', values: ['headers', 'hold'] }, def: 'headers' },
+    require_visible_recipient: { kind: { type: 'bool' }, def: false },
+  },
+  trust: {
+    mta_names: { kind: { type: 'strings', check: hostName }, def: [] },
+  },
+  dns: {
+    servers: { kind: { type: 'strings', check: dnsServer }, def: [] },
+    timeout: { kind: { type: 'duration' }, def: '3s' },
+    blocklists: { kind: { type: 'strings', check: zone }, def: [] },
+  },
+  blocklist: {
+    period: { kind: { type: 'duration' }, def: '7d' },
+    max_period: { kind: { type: 'duration' }, def: '180d' },
+    ipv6_prefix: { kind: { type: 'int', min: 32, max: 128 }, def: 64 },
   },
   pending: {
     lifetime: { kind: { type: 'duration' }, def: '14d' },
@@ -149,7 +199,8 @@ export function loadConfig(home: string, env: NodeJS.ProcessEnv = process.env): 
 
 const CACHE = 'config.cache';
 // 2: delivery.deadline bounded (a cache of a config now refused must not be believed).
-const CACHE_VERSION = 2;
+// 3: the sender-authentication keys ([trust], [dns], [blocklist], challenge.require, …).
+const CACHE_VERSION = 3;
 
 interface CacheFile {
   readonly v: number;
@@ -269,8 +320,13 @@ function checkValue(name: string, kind: Kind, raw: unknown, home: string, userHo
       if (n === undefined) throw bad('must be a size like "512K" or "64M"');
       return n;
     }
-    case 'strings':
+    case 'strings': {
       if (!Array.isArray(raw) || !raw.every((v) => typeof v === 'string')) throw bad('must be a list of strings');
+      for (const v of raw as string[]) {
+        const why = kind.check?.(v);
+        if (why) throw bad(why);
+      }
       return Object.freeze([...raw]);
+    }
   }
 }

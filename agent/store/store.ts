@@ -12,6 +12,7 @@ import { isId, newId } from './ids.js';
 import { lookupKeys, type Pattern } from '../mail/address.js';
 import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
 import { claimAbandoned, type ClaimView } from './claim.js';
+import { netsHolding } from '../mail/ip.js';
 import { clearMarks, markStale, staleMarks, writerAtWork, writeListMap, type ListName, type ListRow } from './listmap.js';
 
 export { dayOf };
@@ -77,8 +78,22 @@ ${DELIVERED}`,
   3: `
 ALTER TABLE messages ADD COLUMN signals TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE messages ADD COLUMN suspect INTEGER NOT NULL DEFAULT 0;`,
-  // (another feature's step)
-  4: '',
+  // 4 → 5: the local aged blocklist of client networks ("ADDR/LEN"; listed_until NULL = added by
+  // hand, until removed), and the networks whitelisted senders' mail came from (never listed).
+  4: `
+CREATE TABLE blocklist (
+  net TEXT PRIMARY KEY,
+  count INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  listed_until INTEGER,
+  repeats INTEGER NOT NULL DEFAULT 0,
+  why TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE good_clients (
+  net TEXT PRIMARY KEY,
+  seen INTEGER NOT NULL
+) WITHOUT ROWID;`,
   // (another feature's step)
   5: '',
   // 6 → 7: the Message-IDs of the user's own mail (`vouch send`) and of vouch's digests, with the
@@ -756,6 +771,76 @@ export class Store {
     });
   }
 
+  // ---- the local blocklist of client networks
+
+  /** The entry for the narrowest listed network that holds `ip` (listed at `now`), if any. */
+  async blockedClient(ip: string, now: number): Promise<BlockEntry | undefined> {
+    const nets = netsHolding(ip);
+    const rows = await this.db.all<BlockRow>(
+      `SELECT ${BLOCK} FROM blocklist WHERE net IN (${nets.map(() => '?').join(',')}) AND (listed_until IS NULL OR listed_until > ?)`,
+      [...nets, now],
+    );
+    const best = rows.sort((a, b) => nets.indexOf(a.net) - nets.indexOf(b.net))[0];
+    return best && toBlock(best);
+  }
+
+  async blockEntries(q: { readonly now: number; readonly all?: boolean }): Promise<BlockEntry[]> {
+    const rows = await this.db.all<BlockRow>(
+      `SELECT ${BLOCK} FROM blocklist ${q.all === true ? '' : 'WHERE listed_until IS NULL OR listed_until > ?'} ORDER BY net`,
+      q.all === true ? [] : [q.now],
+    );
+    return rows.map(toBlock);
+  }
+
+  /** Records one more bad message from `net`, as `next` (the aging schedule, policy/blocklist.ts)
+   * says from the entry it had; nothing when mail from that network was ever whitelisted or
+   * released. Returns the entry written, or undefined. */
+  async recordBadClient(net: string, next: (prev: BlockEntry | undefined) => BlockEntry): Promise<BlockEntry | undefined> {
+    return this.db.tx(async () => {
+      if ((await this.db.get('SELECT 1 FROM good_clients WHERE net = ?', [net])) !== undefined) return undefined;
+      const row = await this.db.get<BlockRow>(`SELECT ${BLOCK} FROM blocklist WHERE net = ?`, [net]);
+      const e = next(row && toBlock(row));
+      await this.#putBlock(e);
+      return e;
+    });
+  }
+
+  /** Lists a network by hand, until removed (an automatic entry for it becomes a manual one). */
+  async addBlock(net: string, now: number, why = 'added by hand'): Promise<void> {
+    await this.db.run(
+      `INSERT INTO blocklist (net, count, first_seen, last_seen, listed_until, repeats, why) VALUES (?, 0, ?, ?, NULL, 0, ?)
+         ON CONFLICT (net) DO UPDATE SET listed_until = NULL, why = excluded.why`,
+      [net, now, now, why],
+    );
+  }
+
+  async removeBlock(net: string): Promise<number> {
+    return (await this.db.run('DELETE FROM blocklist WHERE net = ?', [net])).changes;
+  }
+
+  /** Mail from `net` was whitelisted or released: it is never listed, and leaves the list unless
+   * the user listed it by hand. */
+  async markGoodClient(net: string, now: number): Promise<void> {
+    await this.db.tx(async () => {
+      await this.db.run('INSERT INTO good_clients (net, seen) VALUES (?, ?) ON CONFLICT (net) DO UPDATE SET seen = excluded.seen', [net, now]);
+      await this.db.run('DELETE FROM blocklist WHERE net = ? AND listed_until IS NOT NULL', [net]);
+    });
+  }
+
+  /** Forgets automatic entries whose listing ended before `before` (their history with them). */
+  async pruneBlocks(before: number): Promise<number> {
+    return (await this.db.run('DELETE FROM blocklist WHERE listed_until IS NOT NULL AND listed_until < ?', [before])).changes;
+  }
+
+  async #putBlock(e: BlockEntry): Promise<void> {
+    await this.db.run(
+      `INSERT INTO blocklist (net, count, first_seen, last_seen, listed_until, repeats, why) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (net) DO UPDATE SET count = excluded.count, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+           listed_until = excluded.listed_until, repeats = excluded.repeats, why = excluded.why`,
+      [e.net, e.count, e.firstSeen, e.lastSeen, e.listedUntil, e.repeats, e.why],
+    );
+  }
+
   // ---- confirmations and keywords
 
   /** True when this confirm id is for a message we know and has not been used yet. */
@@ -925,6 +1010,36 @@ export class Store {
       `SELECT reason, count(*) AS n FROM messages INDEXED BY messages_held_reason WHERE state IN ('held', 'releasing') GROUP BY reason ORDER BY n DESC, reason`,
     );
   }
+}
+
+/** An entry of the local blocklist (its aging schedule is policy/blocklist.ts). */
+export interface BlockEntry {
+  /** The network, "ADDR/LEN". */
+  readonly net: string;
+  readonly count: number;
+  readonly firstSeen: number;
+  readonly lastSeen: number;
+  /** Listed until then; null = added by hand, listed until removed. */
+  readonly listedUntil: number | null;
+  /** How many times it was listed again after a listing ran out. */
+  readonly repeats: number;
+  readonly why: string;
+}
+
+interface BlockRow {
+  net: string;
+  count: number;
+  first_seen: number;
+  last_seen: number;
+  listed_until: number | null;
+  repeats: number;
+  why: string;
+}
+
+const BLOCK = 'net, count, first_seen, last_seen, listed_until, repeats, why';
+
+function toBlock(r: BlockRow): BlockEntry {
+  return Object.freeze({ net: r.net, count: r.count, firstSeen: r.first_seen, lastSeen: r.last_seen, listedUntil: r.listed_until, repeats: r.repeats, why: r.why });
 }
 
 function listFilter(q: ListQuery): { where: string; params: Param[] } {
