@@ -222,6 +222,8 @@ export function program(): Command {
             reason: m.reason,
             challenge: m.challenge,
             challenge_note: m.challengeNote,
+            suspect: m.suspect,
+            signals: m.signals,
           }));
           process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
           return;
@@ -241,13 +243,33 @@ export function program(): Command {
     .description('show one held message (headers and text body)')
     .argument('<id>')
     .option('--raw', 'print the stored bytes exactly')
-    .action(async (id: string, o: { raw?: boolean }, c: Command) => {
+    .option('--json', 'print what is known about it as JSON: why held, the challenge, every signal')
+    .action(async (id: string, o: { raw?: boolean; json?: boolean }, c: Command) => {
       ids([id]);
       await withStore(c, async (store, config) => {
         const held = await store.get(id);
         const raw = held && held.state !== 'released' ? await store.raw(id) : undefined;
         // Not bad input but nothing found, as for release and delete of an id not held: exit 1.
         if (!held || !raw) throw new Error(`no held message ${id}`);
+        if (o.json) {
+          const { describeSignals } = await import('../auth/describe.js');
+          const out = {
+            id: held.id,
+            received: new Date(held.received).toISOString(),
+            sender: held.sender,
+            from: held.fromHeader,
+            subject: held.subject,
+            size: held.size,
+            reason: held.reason,
+            challenge: held.challenge,
+            challenge_note: held.challengeNote,
+            suspect: held.suspect,
+            signals: held.signals,
+            explained: describeSignals(held.signals),
+          };
+          process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+          return;
+        }
         if (o.raw) {
           process.stdout.write(raw);
           return;

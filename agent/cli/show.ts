@@ -4,6 +4,7 @@
 import type { Config } from '../home/config.js';
 import { cleanText, readHeaders } from '../mail/header.js';
 import type { Held } from '../store/store.js';
+import { describeSignals } from '../auth/describe.js';
 
 /** Mail text made safe for a terminal: control characters (escape sequences among them) shown as
  * `^X`, except newlines and tabs. */
@@ -19,6 +20,8 @@ export async function renderText(held: Held, raw: Buffer, config: Config): Promi
     `Sender:    ${held.sender || '<>'}`,
     `Held:      ${held.reason}`,
     `Challenge: ${held.challenge}${held.challengeNote ? ` (${held.challengeNote})` : ''}`,
+    ...(held.suspect ? ['Suspect:   yes (forged or blocklisted: a confirmation does not release it)'] : []),
+    ...describeSignals(held.signals).map((l) => `  ${printable(l)}`),
     '',
   ];
   const headers = readHeaders(raw, config.delivery.header_limit);

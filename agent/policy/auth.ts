@@ -41,11 +41,14 @@ export function alignedPass(a: AuthSignal): string | undefined {
   return undefined;
 }
 
-/** What makes a message forged: SPF fail for its envelope domain or DMARC fail for its From. */
+/** What makes a message forged: DMARC fail for its From, or SPF fail for its envelope domain
+ * that no DMARC pass or DKIM signature of that domain outweighs (forwarded mail fails SPF but
+ * keeps its signature). */
 export function failure(a: AuthSignal): string | undefined {
   if (a.dmarc?.result === 'fail') return `DMARC fail for ${a.dmarc.domain}${a.dmarc.policy !== '' ? ` (p=${a.dmarc.policy})` : ''}`;
-  if (a.spf.result === 'fail') return `SPF fail for ${a.spf.domain}`;
-  return undefined;
+  if (a.spf.result !== 'fail') return undefined;
+  const signed = a.dmarc?.result === 'pass' || a.dkim.some((s) => s.result === 'pass' && s.org === a.envelope.org && a.envelope.org !== '');
+  return signed ? undefined : `SPF fail for ${a.spf.domain}`;
 }
 
 /** The policy applied to what the checks found (undefined: they were not run). */
