@@ -367,6 +367,85 @@ export function program(): Command {
       });
     });
 
+  const blocklist = p.command('blocklist').description('the local aged blocklist of client IPs, and its exports for the SMTP layer');
+  blocklist
+    .command('list')
+    .description('print the listed networks: network, listed until, count, first and last seen, why')
+    .option('--all', 'also the entries whose listing ran out (kept to double the next one)')
+    .option('--json', 'print a JSON array')
+    .action(async (o: { all?: boolean; json?: boolean }, c: Command) => {
+      await withStore(c, async (store) => {
+        const rows = await store.blockEntries({ now: Date.now(), all: o.all === true });
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          return;
+        }
+        if (rows.length === 0) console.log('the local blocklist is empty');
+        for (const e of rows) {
+          const until = e.listedUntil === null ? 'until removed' : `until ${fmtTime(e.listedUntil)}`;
+          console.log(`${e.net.padEnd(20)}  ${until}  ${e.count}x  first ${fmtTime(e.firstSeen)}  last ${fmtTime(e.lastSeen)}  repeats ${e.repeats}  (${e.why})`);
+        }
+      });
+    });
+  blocklist
+    .command('add')
+    .description('list IP addresses or networks (IP/LEN) until you remove them')
+    .argument('<net...>')
+    .action(async (list: string[], _o, c: Command) => {
+      const nets = await blockNets(list);
+      await withStore(c, async (store) => {
+        for (const n of nets) await store.addBlock(n, Date.now());
+        console.log(`${nets.length} listed`);
+      });
+    });
+  blocklist
+    .command('remove')
+    .description('take IP addresses or networks off the list')
+    .argument('<net...>')
+    .action(async (list: string[], _o, c: Command) => {
+      const nets = await blockNets(list);
+      await withStore(c, async (store) => {
+        let n = 0;
+        for (const net of nets) n += await store.removeBlock(net);
+        console.log(`${n} removed`);
+      });
+    });
+  blocklist
+    .command('export')
+    .description('write the listed networks for the SMTP layer (atomically with --output)')
+    .requiredOption('--format <format>', 'rbldnsd (ip4set), rbldnsd6 (ip6trie), tcprules, postfix (hash map), postfix-cidr, plain')
+    .option('--output <file>', 'write here (a temporary file renamed over it) instead of stdout')
+    .action(async (o: { format: string; output?: string }, c: Command) => {
+      const { FORMATS, exportText, writeAtomic } = await import('../release/blocklist.js');
+      const format = FORMATS.find((f) => f === o.format);
+      if (format === undefined) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
+      await withStore(c, async (store) => {
+        const now = Date.now();
+        const text = exportText(await store.blockEntries({ now }), format, now);
+        if (o.output === undefined) process.stdout.write(text);
+        else writeAtomic(o.output, text);
+      });
+    });
+
+  p.command('check')
+    .description('say what vouch would do with a message and why, every signal included; stores and sends nothing')
+    .argument('[file]', 'the message (default: stdin)')
+    .option('--sender <address>', 'the envelope sender (default: $SENDER, else the Return-Path: header)')
+    .option('--json', 'print a JSON object')
+    .action(async (file: string | undefined, o: { sender?: string; json?: boolean }, c: Command) => {
+      let raw: Buffer;
+      try {
+        raw = file === undefined || file === '-' ? readFileSync(0) : readFileSync(file);
+      } catch (err) {
+        throw new UsageError(`cannot read ${file ?? 'stdin'}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      await withStore(c, async (store, config) => {
+        const { checkMessage } = await import('./check.js');
+        const report = await checkMessage(store, config, raw, { sender: o.sender, env: process.env, now: Date.now() });
+        process.stdout.write(o.json ? `${JSON.stringify(report.json, null, 2)}\n` : report.text);
+      });
+    });
+
   p.command('expire')
     .description('remove held mail past pending.lifetime (for cron); never writes to senders')
     .action(async (_o, c: Command) => {
@@ -435,6 +514,16 @@ export function mtaOf(argv: readonly string[], env: NodeJS.ProcessEnv): Mta {
     if (v === 'qmail' || v === 'postfix' || v === 'procmail') return v;
   }
   return detectMta(env) ?? 'qmail';
+}
+
+/** IP[/LEN] arguments as canonical networks; a usage error names the first bad one. */
+async function blockNets(list: readonly string[]): Promise<string[]> {
+  const { parseNet } = await import('../mail/ip.js');
+  return list.map((a) => {
+    const n = parseNet(a);
+    if (n === undefined) throw new UsageError(`"${a.slice(0, 60)}" is not an IP address or network (IP/LEN, IPv4 /8 to /32, IPv6 /16 to /128)`);
+    return n.text;
+  });
 }
 
 function positiveInt(v: string, name: string): number {

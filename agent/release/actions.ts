@@ -5,6 +5,7 @@ import { exactPatterns, type Pattern } from '../mail/address.js';
 import type { Config } from '../home/config.js';
 import { finishInterrupted, release } from './release.js';
 import type { Held, Store } from '../store/store.js';
+import { recordBadClients } from './blocklist.js';
 
 export type HeldAction = 'release' | 'release-whitelist' | 'delete' | 'delete-blacklist';
 
@@ -31,7 +32,10 @@ export async function decideHeld(store: Store, config: Config, ids: readonly str
   } else {
     const deleted = await store.delete(ids, now);
     done = deleted.map((h) => h.id);
-    if (action === 'delete-blacklist') listed = await store.addPatterns('black', senderPatterns(deleted), now);
+    if (action === 'delete-blacklist') {
+      listed = await store.addPatterns('black', senderPatterns(deleted), now);
+      await recordBadClients(store, config, deleted, now, 'deleted with blacklist');
+    }
   }
   const missing = ids.filter((id) => !done.includes(id));
   const verb = action.startsWith('release') ? 'released' : 'deleted';
@@ -41,15 +45,21 @@ export async function decideHeld(store: Store, config: Config, ids: readonly str
 }
 
 /** Removes held mail past its lifetime, forgets old journals and empties the store's WAL; never
- * writes to a sender. */
+ * writes to a sender. The clients of expired mail whose sender was asked and never answered, or
+ * that was held as forged or blocklisted, go on the local blocklist (mail held silently for other
+ * reasons, a mailing list's among them, does not: nobody was asked). */
 export async function expire(store: Store, config: Config, now: number): Promise<string> {
   await finishInterrupted(store, config, now);
   const old = await store.heldBefore(now - config.pending.lifetime);
   const removed = await store.delete(old, now, 'expired');
+  const bad = removed.filter((h) => h.challenge === 'sent' || h.suspect);
+  const listed = await recordBadClients(store, config, bad, now, 'held mail expired unconfirmed');
   await store.prune(now - Math.max(config.pending.lifetime, config.challenge.rate_window, 7 * 86_400_000));
   const forgotten = await store.forgetOutgoing(now - config.send.reply_lifetime);
+  await store.pruneBlocks(now - config.blocklist.max_period);
   // Where a checkpoint is cheap: from cron, not on any delivery's way. The WAL's file goes back to
   // nothing, however large a burst of mail made it.
   await store.checkpoint();
-  return `${removed.length} expired${forgotten > 0 ? `, ${forgotten} sent Message-ID(s) forgotten` : ''}`;
+  const extra = [...(listed > 0 ? [`${listed} client(s) blocklisted`] : []), ...(forgotten > 0 ? [`${forgotten} sent Message-ID(s) forgotten`] : [])];
+  return `${removed.length} expired${extra.map((e) => `, ${e}`).join('')}`;
 }

@@ -40,6 +40,9 @@ async function releaseOne(store: Store, config: Config, id: string, name: string
       throw new Error(`held message ${id} has no stored bytes`);
     }
     await deliver(dir, name, [Buffer.from(held.rpline), Buffer.from(held.dtline), raw]);
+    // Released mail is wanted mail: its client is never blocklisted.
+    const client = held.signals['client'] as { ip?: unknown } | undefined;
+    if (typeof client?.ip === 'string') await store.markGoodClient(client.ip, config.blocklist.ipv6_prefix, now);
   }
   failpoint('release:after-maildir');
   await store.finishRelease(id, now);

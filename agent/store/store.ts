@@ -12,7 +12,7 @@ import { isId, newId } from './ids.js';
 import { lookupKeys, type Pattern } from '../mail/address.js';
 import { countByDay, dayOf, prune as pruneJournal } from './journal.js';
 import { claimAbandoned, type ClaimView } from './claim.js';
-import { netsHolding } from '../mail/ip.js';
+import { canonicalIp, familyOf, isLocalIp, netOf, netsHolding } from '../mail/ip.js';
 import { clearMarks, markStale, staleMarks, writerAtWork, writeListMap, type ListName, type ListRow } from './listmap.js';
 
 export { dayOf };
@@ -818,9 +818,12 @@ export class Store {
     return (await this.db.run('DELETE FROM blocklist WHERE net = ?', [net])).changes;
   }
 
-  /** Mail from `net` was whitelisted or released: it is never listed, and leaves the list unless
-   * the user listed it by hand. */
-  async markGoodClient(net: string, now: number): Promise<void> {
+  /** Mail from `ip` was released: its network (the address, or its /ipv6Prefix) is never listed,
+   * and leaves the list unless the user listed it by hand. Not an address, or a local one: nothing. */
+  async markGoodClient(ip: string, ipv6Prefix: number, now: number): Promise<void> {
+    const addr = canonicalIp(ip);
+    if (addr === undefined || isLocalIp(addr)) return;
+    const net = netOf(addr, familyOf(addr) === 4 ? 32 : ipv6Prefix).text;
     await this.db.tx(async () => {
       await this.db.run('INSERT INTO good_clients (net, seen) VALUES (?, ?) ON CONFLICT (net) DO UPDATE SET seen = excluded.seen', [net, now]);
       await this.db.run('DELETE FROM blocklist WHERE net = ? AND listed_until IS NOT NULL', [net]);
