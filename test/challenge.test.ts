@@ -413,8 +413,8 @@ test('sendChallenge sends through the transport it is given', async (t) => {
  * of the store with SQLite, and of the composer with handlebars). */
 async function loaded(env: NodeJS.ProcessEnv, input: string): Promise<string[]> {
   const log = join(mkdtempSync(join(tmpdir(), 'vouch-load-')), 'log');
-  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); if (/node_modules\\/(nodemailer|handlebars|mailparser|sqlite3)\\//.test(r.url)) (await import('node:fs')).appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`;
-  const reads = `import fs from 'node:fs'; const read = fs.readFileSync; fs.readFileSync = function (p, ...rest) { if (/(store|challenge)[.]bundle[.]cjs$/.test(String(p))) fs.appendFileSync(${JSON.stringify(log)}, String(p) + '\\n'); return read.call(this, p, ...rest); };`;
+  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); if (/node_modules\\/(nodemailer|handlebars|mailparser|sqlite3|mailauth|ipaddr[.]js|tldts)\\/|agent\\/auth\\//.test(r.url)) (await import('node:fs')).appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`;
+  const reads = `import fs from 'node:fs'; const read = fs.readFileSync; fs.readFileSync = function (p, ...rest) { if (/(store|challenge|screen|auth)[.]bundle[.]cjs$/.test(String(p))) fs.appendFileSync(${JSON.stringify(log)}, String(p) + '\\n'); return read.call(this, p, ...rest); };`;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)}); ${reads}`;
   const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, CLI, 'deliver'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'ignore', 'ignore'] });
   child.stdin.end(input);
@@ -436,6 +436,18 @@ test('the whitelisted path loads neither nodemailer, handlebars, mailparser nor 
   t.true(challenged.some((u) => u.endsWith('store.bundle.cjs') || u.includes('/sqlite3/')), 'the hook sees the store');
   // mime.ts composes the request: nodemailer is for the smtp transport alone.
   t.false(challenged.some((u) => u.includes('/nodemailer/')));
+  t.true(challenged.some((u) => u.endsWith('screen.bundle.cjs') || u.includes('/agent/auth/screen')), 'the hook sees the held path\'s checks');
+  t.false(challenged.some((u) => u.endsWith('auth.bundle.cjs') || u.includes('/mailauth/')), 'require = "none" loads no mailauth');
+  await vouch(['whitelist', 'add', 'bob@example.com'], { env: h.env });
+  t.deepEqual(await loaded(qenv('bob@example.com'), message()), []);
+});
+
+test('with authentication on, the held path loads mailauth and the whitelisted path still loads nothing new', async (t) => {
+  const h = await makeHome({ config: { challenge: { require: 'aligned' }, dns: { servers: ['127.0.0.1:9'], timeout: '1s' } } });
+  fakeSendmail(h);
+  const qenv = (sender: string) => ({ ...h.env, SENDER: sender, RECIPIENT: 'alice@example.org', LOCAL: 'alice', HOST: 'example.org', EXT: '', DTLINE: 'Delivered-To: alice@example.org\n', RPLINE: `Return-Path: <${sender}>\n` });
+  const held = await loaded(qenv('carol@example.net'), message({ from: 'carol@example.net' }));
+  t.true(held.some((u) => u.endsWith('auth.bundle.cjs') || u.includes('/mailauth/')), 'the hook sees mailauth on the held path');
   await vouch(['whitelist', 'add', 'bob@example.com'], { env: h.env });
   t.deepEqual(await loaded(qenv('bob@example.com'), message()), []);
 });
