@@ -63,6 +63,21 @@ export const mkdir = blocking(fs.mkdirSync);
 export const rename = blocking(fs.renameSync);
 `;
 
+/** A module that requires `target` (a Node module, or a file relative to the bundles) on its first
+ * use; the name sits in a variable, so esbuild leaves the require to run time. The auth bundle uses
+ * it for modules mailauth loads but a check never calls: each costs a held delivery milliseconds
+ * (bench P2A) and the tables alone a megabyte of bundle. */
+const LAZY = (target) => `const target = ${JSON.stringify(target)};
+let real;
+const load = () => (real ??= require(target));
+module.exports = new Proxy({}, {
+  get: (_, k) => load()[k],
+  has: (_, k) => k in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(load(), k); return d && { ...d, configurable: true }; },
+});
+`;
+
 /** The built-in challenge templates, precompiled with the options challenge.ts compiles them
  * with. Anything else (a user's templates, other options) is compiled at run time as before. */
 const TEMPLATE_OPTIONS = Object.freeze({ noEscape: true });
@@ -139,6 +154,18 @@ async function bundle(esbuild, { entry, file }) {
           }));
           build.onResolve({ filter: new RegExp(`^(${EXTERNAL.join('|')})$`) }, (args) => ({ path: args.path, external: true }));
           build.onResolve({ filter: /^handlebars$/ }, () => ({ path: 'handlebars', namespace: 'vouch-handlebars' }));
+          if (entry === 'auth/check.ts') {
+            // mailauth builds two Joi schemas as it loads: agent/auth/joi-subset.ts stands in.
+            build.onResolve({ filter: /^joi$/ }, () => ({ path: join(root, 'agent', 'auth', 'joi-subset.ts') }));
+            // What the checks never touch on the way (BIMI's and MTA-STS's HTTPS, libmime's MIME types
+            // and charset tables) is required on first use instead of at load: LAZY below.
+            build.onResolve({ filter: /^(node:https|iconv-lite|encoding-japanese|\.\/mimetypes)$/ }, (args) => {
+              if (!/[\\/]node_modules[\\/](mailauth|libmime)[\\/]/.test(args.importer)) return undefined;
+              const target = args.path.startsWith('node:') ? args.path : `./${relative(out, require.resolve(args.path, { paths: [args.resolveDir] }))}`;
+              return { path: target, namespace: 'vouch-lazy' };
+            });
+            build.onLoad({ filter: /.*/, namespace: 'vouch-lazy' }, (args) => ({ contents: LAZY(args.path), loader: 'js' }));
+          }
           if (entry === 'challenge/challenge.ts') {
             build.onResolve({ filter: /^node:fs\/promises$/ }, () => ({ path: 'fs/promises', namespace: 'vouch-fs-sync' }));
             build.onLoad({ filter: /.*/, namespace: 'vouch-fs-sync' }, () => ({ contents: FS_PROMISES_SYNC, loader: 'js' }));
