@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decideHeld, type HeldAction } from '../agent/release/actions.js';
+import { describeSignals, signalSummary } from '../agent/auth/describe.js';
 import { entriesNamed, parsePattern, type Pattern } from '../agent/mail/address.js';
 import { loadConfig, type Config } from '../agent/home/config.js';
 import { ConfigError } from '../agent/failure/failure.js';
@@ -488,6 +489,9 @@ function heldRow(h: Held): Record<string, unknown> {
     reason: plain(h.reason),
     challenge: ch.text,
     challengeClass: ch.cls,
+    suspect: h.suspect,
+    signals: describeSignals(h.signals).map((l) => plain(l)),
+    signalsShort: plain(signalSummary(h.signals)),
   };
 }
 

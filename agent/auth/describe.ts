@@ -40,3 +40,22 @@ export function describeSignals(signals: Readonly<Record<string, unknown>>): str
   if (typeof signals['visible'] === 'boolean') out.push(`Your address in To:/Cc:: ${signals['visible'] ? 'yes' : 'no'}`);
   return out;
 }
+
+/** A few words for a list row: the client and each authentication result, e.g.
+ * "192.0.2.1 · SPF pass · DKIM none · DMARC fail · bl.test listed". */
+export function signalSummary(signals: Readonly<Record<string, unknown>>): string {
+  const parts: string[] = [];
+  const ip = str(obj(signals['client'])?.['ip']);
+  if (ip !== '') parts.push(ip);
+  const auth = obj(signals['auth']);
+  if (auth !== undefined) {
+    parts.push(`SPF ${str(obj(auth['spf'])?.['result']) || 'none'}`);
+    const dkim = Array.isArray(auth['dkim']) ? auth['dkim'].map((d) => str(obj(d)?.['result'])) : [];
+    parts.push(`DKIM ${dkim.includes('pass') ? 'pass' : dkim[0] ?? 'none'}`);
+    parts.push(`DMARC ${str(obj(auth['dmarc'])?.['result']) || 'none'}`);
+    if (auth['temperror'] === true) parts.push('DNS timeout');
+  }
+  if (Array.isArray(signals['dnsbl'])) for (const d of signals['dnsbl'].map(obj)) if (d?.['status'] === 'listed') parts.push(`${str(d['zone'])} listed`);
+  if (obj(signals['blocklist']) !== undefined) parts.push('local blocklist');
+  return parts.join(' · ');
+}
