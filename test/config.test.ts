@@ -45,6 +45,15 @@ const bad: [string, string][] = [
   [`${minimal}[challenge]\nenabled = "yes"\n`, 'challenge.enabled'],
   [`${minimal}[challenge]\nauthserv_ids = "mx.example.org"\n`, 'challenge.authserv_ids'],
   [`${minimal}[web]\nlisten = "everywhere"\n`, 'web.listen'],
+  [`${minimal}[challenge]\nrequire = "some"\n`, 'challenge.require'],
+  [`${minimal}[challenge]\non_dns_error = "bounce"\n`, 'challenge.on_dns_error'],
+  [`${minimal}[dns]\nservers = ["dns.example.org"]\n`, 'dns.servers'],
+  [`${minimal}[dns]\nservers = ["127.0.0.1:99999"]\n`, 'dns.servers'],
+  [`${minimal}[dns]\nservers = ["[::1]53"]\n`, 'dns.servers'],
+  [`${minimal}[dns]\ntimeout = "soon"\n`, 'dns.timeout'],
+  [`${minimal}[dns]\nblocklists = ["not a zone"]\n`, 'dns.blocklists'],
+  [`${minimal}[trust]\nmta_names = ["mx example"]\n`, 'trust.mta_names'],
+  [`${minimal}[blocklist]\nipv6_prefix = 8\n`, 'blocklist.ipv6_prefix'],
   ['identity = 3\n', 'identity'],
   // Beyond Node's timer range (2^31-1 ms) a deadline would fire at once; beyond 900s it outlasts Postfix's limit.
   [`${minimal}[delivery]\ndeadline = "25d"\n`, 'delivery.deadline'],
@@ -61,6 +70,13 @@ for (const [i, [text, key]] of bad.entries()) {
 
 test('delivery.deadline may be up to 900s', (t) => {
   t.is(parseConfig(`${minimal}[delivery]\ndeadline = "15m"\n`, '/h', env).delivery.deadline, 900_000);
+});
+
+test('DNS servers are taken as "IP", "IP:PORT", IPv6 and "[IPv6]:PORT"', (t) => {
+  const c = parseConfig(`${minimal}[dns]\nservers = ["127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353"]\ntimeout = "500s"\n`, '/h', env);
+  t.deepEqual(c.dns.servers, ['127.0.0.1', '127.0.0.1:5353', '::1', '[::1]:5353']);
+  t.is(c.dns.timeout, 500_000);
+  t.is(parseConfig(minimal, '/h', env).challenge.require, 'aligned');
 });
 
 test('broken TOML is refused with its line number', (t) => {
