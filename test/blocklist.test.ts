@@ -82,7 +82,7 @@ function config(extra = ''): Config {
 }
 
 async function store(): Promise<Store> {
-  return Store.open(join(mkdtempSync(join(tmpdir(), 'vouch-bl-')), 'vouch.db'));
+  return Store.open(join(mkdtempSync(join(tmpdir(), 'vouch-bl-')), 'vouch.db'), { create: true });
 }
 
 const client = (ip: string) => ({ client: { ip, helo: 'x', source: 'received' } });

@@ -157,7 +157,8 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
   },
   dns: {
     servers: { kind: { type: 'strings', check: dnsServer }, def: [] },
-    timeout: { kind: { type: 'duration' }, def: '3s' },
+    // The budget of a delivery's DNS work: well inside delivery.deadline (at most 900s).
+    timeout: { kind: { type: 'duration', max: { ms: 60_000, text: '60s' } }, def: '3s' },
     blocklists: { kind: { type: 'strings', check: zone }, def: [] },
   },
   blocklist: {
