@@ -15,7 +15,7 @@ import { exactPattern } from '../agent/mail/address.js';
 import { netsHolding, parseNet, reversedName } from '../agent/mail/ip.js';
 import { blocklistHold, dnsblStatus, isListed, recordBad, type Aging, type BlockEntry } from '../agent/policy/blocklist.js';
 import { decideHeld, expire } from '../agent/release/actions.js';
-import { exportText, recordBadClients } from '../agent/release/blocklist.js';
+import { exportText, recordBadClients, recordSpamClient } from '../agent/release/blocklist.js';
 import { Store } from '../agent/store/store.js';
 import { holdInput, makeHome, vouch } from './helpers.js';
 
@@ -150,6 +150,19 @@ test('delete with blacklist lists the client; a later release of mail from it ta
   const again = await s.hold(holdInput({ digest: 'd3', sender: 'z@example.net', senderKey: 'z@example.net', signals: client('192.0.2.40') }));
   await decideHeld(s, c, [again.id], 'delete-blacklist', T0 + 2 * DAY);
   t.is(await s.blockedClient('192.0.2.40', T0 + 2 * DAY), undefined, 'never listed again');
+});
+
+test('the classifier, calling held mail spam later, lists its client (a repeat doubles the listing)', async (t) => {
+  const s = await store();
+  const c = config();
+  t.teardown(() => s.close());
+  const r = await s.hold(holdInput({ digest: 'c1', signals: client('198.51.100.60') }));
+  const held = await s.get(r.id);
+  if (held === undefined) return t.fail();
+  t.is(await recordSpamClient(s, c, held, T0), 1);
+  t.like(await s.blockedClient('198.51.100.60', T0), { why: 'classifier: spam', listedUntil: T0 + 7 * DAY });
+  await recordSpamClient(s, c, held, T0 + 8 * DAY);
+  t.like(await s.blockedClient('198.51.100.60', T0 + 8 * DAY), { repeats: 1, count: 2, listedUntil: T0 + 8 * DAY + 14 * DAY });
 });
 
 // ---- the CLI and the exports, read by their consumers
