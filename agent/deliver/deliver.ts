@@ -117,7 +117,8 @@ interface Base {
 interface Context extends Base {
   /** digestOf(env, message). */
   readonly digest: string;
-  /** The network checks, started early when the message is sure to be held (see held()). */
+  /** The checks after the suppression rules, started while SQLite opens the store when the message
+   * is almost surely held (an unknown sender at the bare address; see deliverMessage). */
   early?: Promise<Screening>;
 }
 
