@@ -12,8 +12,8 @@
 // store.bundle.cjs (the store, SQLite's JavaScript and native module) for every delivery that
 // holds, confirms or drops, and challenge.bundle.cjs (challenge.ts, our composer, its transport,
 // the handlebars runtime and the built-in templates precompiled here) for one that sends a
-// confirmation request; screen.bundle.cjs (the client, the local blocklist, the policy after the
-// suppression rules) for every held message; auth.bundle.cjs (mailauth, the DNS checks) for one that is held and
+// confirmation request (the store bundle also carries the checks after the suppression rules,
+// agent/auth/screen.ts, which every held message runs: one bundle to load, not two); auth.bundle.cjs (mailauth, the DNS checks) for one that is held and
 // checked before it may be challenged.
 // commands.js (commander and every other command) stays outside, loaded from tsc's output. Without
 // esbuild (an install without dev dependencies) launch.cjs runs tsc's main.js: slower, same behaviour.
@@ -36,9 +36,8 @@ const require = createRequire(import.meta.url);
 /** The bundles: entry, output, and the cache launch.cjs reads beside it. */
 const BUNDLES = [
   { entry: 'cli/main.ts', file: join(out, 'cli.bundle.cjs'), cache: join(out, 'cli.bundle.cache') },
-  { entry: 'store/store.ts', file: join(out, 'store.bundle.cjs'), cache: join(out, 'store.bundle.cache') },
+  { entry: 'store/store.ts', also: ['auth/screen.ts'], file: join(out, 'store.bundle.cjs'), cache: join(out, 'store.bundle.cache') },
   { entry: 'challenge/challenge.ts', file: join(out, 'challenge.bundle.cjs'), cache: join(out, 'challenge.bundle.cache') },
-  { entry: 'auth/screen.ts', file: join(out, 'screen.bundle.cjs'), cache: join(out, 'screen.bundle.cache') },
   { entry: 'auth/check.ts', file: join(out, 'auth.bundle.cjs'), cache: join(out, 'auth.bundle.cache') },
 ];
 
@@ -117,7 +116,7 @@ export default { create: () => ({ compile }) };
 `;
 }
 
-async function bundle(esbuild, { entry, file }) {
+async function bundle(esbuild, { entry, also, file }) {
   // sqlite3's native module, found once here the way `bindings` would find it at every start.
   const sqliteDir = dirname(require.resolve('sqlite3/package.json'));
   const native = require('bindings')({ bindings: 'node_sqlite3.node', path: true, module_root: sqliteDir });
@@ -127,7 +126,18 @@ async function bundle(esbuild, { entry, file }) {
 
   const tmp = `${file}.${process.pid}.tmp`;
   await esbuild.build({
-    entryPoints: [join(root, 'agent', entry)],
+    // A bundle that carries more than one module exports all of theirs (launch.cjs maps each one's
+    // specifier to the same bundle).
+    ...(also === undefined
+      ? { entryPoints: [join(root, 'agent', entry)] }
+      : {
+          stdin: {
+            contents: [entry, ...also].map((m) => `export * from './${m}';`).join('\n'),
+            resolveDir: join(root, 'agent'),
+            sourcefile: `${entry}+`,
+            loader: 'ts',
+          },
+        }),
     outfile: tmp,
     bundle: true,
     platform: 'node',

@@ -16,8 +16,8 @@ import { deliverQmail, makeHome, message, pendingList, qmailEnv, ROOT, vouch } f
 
 const AGENT = join(ROOT, 'dist', 'agent', 'cli');
 
-test('the build leaves the five bundles and their code caches beside the launcher', (t) => {
-  for (const f of ['cli.bundle.cjs', 'cli.bundle.cache', 'store.bundle.cjs', 'store.bundle.cache', 'challenge.bundle.cjs', 'challenge.bundle.cache', 'screen.bundle.cjs', 'screen.bundle.cache', 'auth.bundle.cjs', 'auth.bundle.cache', 'launch.cjs']) {
+test('the build leaves the four bundles and their code caches beside the launcher', (t) => {
+  for (const f of ['cli.bundle.cjs', 'cli.bundle.cache', 'store.bundle.cjs', 'store.bundle.cache', 'challenge.bundle.cjs', 'challenge.bundle.cache', 'auth.bundle.cjs', 'auth.bundle.cache', 'launch.cjs']) {
     t.true(existsSync(join(AGENT, f)), f);
   }
   // The whitelisted path's bundle holds none of the heavy packages, and not SQLite either.
@@ -96,7 +96,7 @@ test('without its code caches the CLI still delivers and challenges, and writes 
   try {
     cpSync(join(ROOT, 'dist', 'agent'), join(base, 'dist', 'agent'), { recursive: true, verbatimSymlinks: true });
     for (const f of ['node_modules', 'templates', 'config.example.toml', 'package.json']) symlinkSync(join(ROOT, f), join(base, f));
-    for (const f of ['cli', 'store', 'challenge', 'screen']) rmSync(join(base, 'dist', 'agent', 'cli', `${f}.bundle.cache`));
+    for (const f of ['cli', 'store', 'challenge']) rmSync(join(base, 'dist', 'agent', 'cli', `${f}.bundle.cache`));
     const cli = join(base, 'dist', 'agent', 'cli.js');
     const h = await makeHome();
     const sm = fakeSendmail(h);
@@ -113,7 +113,6 @@ test('without its code caches the CLI still delivers and challenges, and writes 
     t.is(sm.sent().length, 1);
     t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'store.bundle.cache')));
     t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'challenge.bundle.cache')));
-    t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'screen.bundle.cache')));
     t.is((await pendingList(h)).length, 1);
   } finally {
     rmSync(base, { recursive: true, force: true });

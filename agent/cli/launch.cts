@@ -25,7 +25,8 @@ type Body = (
 const BUNDLED: Readonly<Record<string, string>> = {
   '../store/store.js': 'store.bundle.cjs',
   '../challenge/challenge.js': 'challenge.bundle.cjs',
-  '../auth/screen.js': 'screen.bundle.cjs',
+  // The checks every held message runs ride in the store's bundle.
+  '../auth/screen.js': 'store.bundle.cjs',
   '../auth/check.js': 'auth.bundle.cjs',
 };
 
