@@ -41,10 +41,14 @@ test('bodies of exactly one piece, of one byte more, and empty all read back as 
   await store.close();
 });
 
-test('deleting a held message removes every piece of its body', async (t) => {
+test('a deleted message keeps its body in the trash, and emptying the trash removes every piece of it', async (t) => {
   const store = await Store.open(dbPath(), { create: true });
   const { id } = await store.hold(input(randomBytes(BODY_CHUNK * 2 + 10)));
-  await store.delete([id], Date.now());
+  const at = Date.UTC(2026, 10, 23);
+  await store.delete([id], at);
+  t.deepEqual(await pieces(store, id), [BODY_CHUNK, BODY_CHUNK, 10]);
+  t.is(await store.emptyTrash(at), 0, 'nothing deleted before the cut-off');
+  t.is(await store.emptyTrash(at + 1), 1);
   t.deepEqual(await pieces(store, id), []);
   t.is(await store.raw(id), undefined);
   await store.close();
@@ -72,7 +76,8 @@ test('a version 1 store is upgraded on open: its bodies survive byte for byte an
   const big = randomBytes(BODY_CHUNK + 5);
   const { id } = await store.hold(input(big, 'dnew'));
   t.deepEqual(await pieces(store, id), [BODY_CHUNK, 5]);
-  await store.delete(['old1'], Date.now());
+  await store.delete(['old1'], 1000);
+  await store.emptyTrash(1001);
   t.is(await store.raw('old1'), undefined);
   // Deliveries are counted by the trigger the upgrade adds.
   const at = Date.UTC(2026, 10, 23, 23, 59);

@@ -10,18 +10,19 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decideHeld, type HeldAction } from '../agent/release/actions.js';
+import { addToList, decideHeld, undoAction, type HeldAction, type ListAs } from '../agent/release/actions.js';
+import { addressKey, domainOf, entriesNamed, headerAddress, parsePattern, type Pattern } from '../agent/mail/address.js';
 import { describeSignals, signalSummary } from '../agent/auth/describe.js';
-import { entriesNamed, parsePattern, type Pattern } from '../agent/mail/address.js';
 import { loadConfig, type Config } from '../agent/home/config.js';
 import { ConfigError } from '../agent/failure/failure.js';
 import { bytesToText, cleanText, readHeaders } from '../agent/mail/header.js';
-import { homePaths, packageRoot, readWebToken, type HomePaths } from '../agent/home/home.js';
+import { homePaths, packageRoot, readSecret, readWebToken, type HomePaths } from '../agent/home/home.js';
 import { isId } from '../agent/store/ids.js';
 import { ParseError, parseAttachment, parseMessage, type ParsedView } from '../agent/mail/parse.js';
-import { dayOf, Store, type Held, type ListName } from '../agent/store/store.js';
+import { dayOf, LOG_KEEP, Store, type Held, type ListName, type ListQuery } from '../agent/store/store.js';
 import { hostAllowed, LoginThrottle, parseListen, parsePasswordHash, sameOrigin, sameSecret, Sessions, verifyPassword, type Listen, type Notice, type Session } from './auth.js';
 import { activityChart, challengeText, fmtSize, fmtTime, loadTemplates, plain, type Render } from './views.js';
+import { canAskNow, detail, kindOf, kinds, riskyToBlock } from './reasons.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -53,8 +54,11 @@ export interface AppHandle {
 }
 
 const PAGE_SIZE = 50;
+const PAGE_SIZES = [25, 50, 100, 200] as const;
 const LIST_PAGE_SIZE = 100;
 const MAX_IDS = 500;
+/** The most messages one action takes ("all matching", or a sender's whole held mail). */
+const MAX_ALL = 20_000;
 const PARSE_TIMEOUT_MS = 5_000;
 /** Runs inside the parser worker on a message's HTML before it is served (web/sanitize.ts). */
 const HTML_FILTER = new URL('./sanitize.js', import.meta.url).href;
@@ -64,11 +68,15 @@ const ACTIONS: Readonly<Record<string, HeldAction>> = {
   'release-whitelist': 'release-whitelist',
   delete: 'delete',
   'delete-blacklist': 'delete-blacklist',
+  allow: 'release-whitelist',
+  block: 'delete-blacklist',
 };
 
-/** CSP for the page: its own stylesheet, its own sandboxed frame for HTML mail, forms to itself. */
+/** CSP for the page: its own stylesheet and script (keyboard and selection; the page works without
+ * it), its own sandboxed frame for HTML mail, forms to itself. */
 const PAGE_CSP = {
   defaultSrc: ["'none'"],
+  scriptSrc: ["'self'"],
   styleSrc: ["'self'"],
   imgSrc: ["'self'"],
   frameSrc: ["'self'"],
@@ -110,6 +118,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
   const now = opts.now ?? Date.now;
   const render = loadTemplates(join(packageRoot(), 'templates', 'web'));
   const css = readFileSync(join(packageRoot(), 'web', 'static', 'style.css'));
+  const js = readFileSync(join(packageRoot(), 'web', 'static', 'triage.js'));
   const store = await Store.open(paths.db, { busyMs: 10_000 });
   try {
     await store.ensureReviewIndexes();
@@ -118,6 +127,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     throw err;
   }
   const sessions = new Sessions({ now });
+  const nextCookie = () => `vouch_next_${listen.port}`;
   const throttle = new LoginThrottle(10, now);
   const sessionCookie = () => `vouch_session_${listen.port}`;
 
@@ -168,7 +178,12 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     if (req.routeOptions.config.public) return;
     const s = sessions.get(req.cookies[sessionCookie()]);
     if (!s) {
-      if (req.method === 'GET' || req.method === 'HEAD') return reply.redirect('/login', 303);
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        // Back to what the user was doing after logging in again (a stale session, a bookmark).
+        const want = localPath(req.url, '/');
+        if (want !== '/' && want.length <= 2000) reply.setCookie(nextCookie(), want, { path: '/', httpOnly: true, sameSite: 'strict' });
+        return reply.redirect('/login', 303);
+      }
       return reply.code(401).type('text/plain; charset=utf-8').send('Log in first.\n');
     }
     req.vouchSession = s;
@@ -203,6 +218,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       session: session !== undefined,
       csrf: reply.generateCsrf({ userInfo: session?.id ?? 'login' }),
       notice,
+      here: localPath(reply.request.url),
     });
     return reply.code(status).type('text/html; charset=utf-8').send(html);
   }
@@ -215,6 +231,10 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
 
   app.get('/static/style.css', { config: { public: true } }, async (_req, reply) => {
     return reply.header('cache-control', 'no-cache').type('text/css; charset=utf-8').send(css);
+  });
+
+  app.get('/static/triage.js', { config: { public: true } }, async (_req, reply) => {
+    return reply.header('cache-control', 'no-cache').type('text/javascript; charset=utf-8').send(js);
   });
 
   app.get('/login', { config: { public: true } }, async (req, reply) => {
@@ -236,7 +256,9 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       return page(reply, 'login', { title: 'Log in', password: passwordHash !== undefined, error: 'Wrong token or password.' }, undefined, 401);
     }
     startSession(reply);
-    return reply.redirect('/', 303);
+    const want = localPath(req.cookies[nextCookie()], '/');
+    reply.clearCookie(nextCookie(), { path: '/' });
+    return reply.redirect(want.startsWith('/login') ? '/' : want, 303);
   });
 
   app.post('/logout', async (req, reply) => {
@@ -245,68 +267,286 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     return reply.redirect('/login', 303);
   });
 
-  // ---- held mail
+  // ---- held mail: the sender view (the default), the message list, actions and their undo
 
-  app.get('/', async (req, reply) => {
-    const q = req.query as Record<string, unknown>;
-    const search = text(q['q'], 200);
-    const reason = text(q['reason'], 200);
-    const want = Math.max(1, Math.min(1_000_000, Math.floor(Number(text(q['page'], 10) ?? '1')) || 1));
-    const filter = { ...(search ? { search } : {}), ...(reason ? { reason } : {}) };
-    const total = await store.countHeld();
-    const matching = search || reason ? await store.countHeld(filter) : total;
-    const pages = Math.max(1, Math.ceil(matching / PAGE_SIZE));
-    const current = Math.min(want, pages);
-    const rows = await store.heldPage({ ...filter, limit: PAGE_SIZE, offset: (current - 1) * PAGE_SIZE });
-    const reasons = await store.heldReasons();
-    const link = (extra: Record<string, string | number | undefined>) => listUrl({ q: search, reason, ...extra });
-    return page(reply, 'list', {
-      title: 'Held mail',
+  /** The filter of a place as the store takes it. */
+  async function filterOf(p: Place): Promise<{ filter: ListQuery; chips: ReturnType<typeof kinds> }> {
+    const chips = kinds(await store.heldWhy());
+    const filter: ListQuery = {
+      ...(p.q ? { search: p.q } : {}),
+      ...(p.reason ? { reason: p.reason } : {}),
+      ...(p.why ? { why: chips.keys.get(p.why) ?? [] } : {}),
+      ...(p.sender !== undefined ? { senderKey: p.sender } : {}),
+    };
+    return { filter, chips };
+  }
+
+  function chipsView(p: Place, chips: ReturnType<typeof kinds>) {
+    return chips.list.map((k) => ({ label: k.label, n: k.n, href: placeUrl({ ...p, why: k.key, reason: undefined, page: 1 }), active: k.key === p.why, key: k.key }));
+  }
+
+  function pagesView(p: Place, pages: number) {
+    const out: { n: number; href: string; current: boolean; gap: boolean }[] = [];
+    let last = 0;
+    for (let n = 1; n <= pages; n++) {
+      if (n === 1 || n === pages || Math.abs(n - p.page) <= 2) {
+        if (last > 0 && n - last > 1) out.push({ n: 0, href: '', current: false, gap: true });
+        out.push({ n, href: placeUrl({ ...p, page: n }), current: n === p.page, gap: false });
+        last = n;
+      }
+    }
+    return out;
+  }
+
+  function commonView(p: Place, chips: ReturnType<typeof kinds>, total: number, matching: number, pages: number) {
+    return {
       navHeld: true,
       total,
       matching,
-      filtered: Boolean(search || reason),
-      search: search ?? '',
-      reason: reason ?? '',
-      reasons: reasons.map((r) => ({ reason: plain(r.reason), n: r.n, href: listUrl({ q: search, reason: r.reason }), active: r.reason === reason })),
-      allHref: listUrl({ q: search }),
-      rows: rows.map(heldRow),
-      page: current,
+      filtered: Boolean(p.q || p.reason || p.why || p.sender !== undefined),
+      search: p.q ?? '',
+      place: placeFields(p),
+      reasons: chipsView(p, chips),
+      allHref: placeUrl({ ...p, why: undefined, reason: undefined, page: 1 }),
+      noWhy: !p.why && !p.reason,
+      sendersHref: placeUrl({ ...p, view: 'senders', sender: undefined, page: 1 }),
+      messagesHref: placeUrl({ ...p, view: 'messages', page: 1 }),
+      clearHref: placeUrl({ view: p.view, page: 1, size: p.size }),
+      sizes: PAGE_SIZES.map((n) => ({ n, href: placeUrl({ ...p, size: n, page: 1 }), current: n === p.size })),
+      page: p.page,
       pages,
-      prev: current > 1 ? link({ page: current - 1 }) : undefined,
-      next: current < pages ? link({ page: current + 1 }) : undefined,
-      back: link({ page: current > 1 ? current : undefined }),
+      pageLinks: pagesView(p, pages),
+      prev: p.page > 1 ? placeUrl({ ...p, page: p.page - 1 }) : undefined,
+      next: p.page < pages ? placeUrl({ ...p, page: p.page + 1 }) : undefined,
+      back: placeUrl(p),
+      moreThanPage: matching > p.size,
+    };
+  }
+
+  app.get('/', async (req, reply) => {
+    const p = readPlace(req.query, 'senders');
+    const { filter, chips } = await filterOf(p);
+    const total = chips.list.reduce((n, k) => n + k.n, 0);
+    const [matching, senderCount] = await Promise.all([p.q || p.reason || p.why ? store.countHeld(filter) : Promise.resolve(total), store.countSenders(filter)]);
+    const pages = Math.max(1, Math.ceil(senderCount / p.size));
+    const here = { ...p, page: Math.min(p.page, pages) };
+    const groups = await store.senders({ ...filter, limit: here.size, offset: (here.page - 1) * here.size });
+    return page(reply, 'senders', {
+      title: 'Held mail',
+      ...commonView(here, chips, total, matching, pages),
+      bySender: true,
+      senderCount,
+      groups: groups.map((g) => {
+        const k = kindOf(g.newest);
+        const from = headerAddress(g.newest.fromHeader);
+        return {
+          key: g.senderKey,
+          sender: plain(g.newest.sender) || '<>',
+          from: plain(g.newest.fromHeader),
+          fromDiffers: from !== undefined && from !== g.senderKey,
+          n: g.n,
+          many: g.n > 1,
+          subject: plain(g.newest.subject) || '(no subject)',
+          received: fmtTime(g.newest.received),
+          kind: k.label,
+          kindKey: k.key,
+          detail: detail(g.newest, k, config.pending.lifetime, fmtTime),
+          risky: riskyToBlock(k, g.newest),
+          openHref: placeUrl({ ...here, view: 'messages', sender: g.senderKey, page: 1 }),
+          messageHref: `/message/${g.newest.id}${placeQuery({ ...here, view: 'messages', sender: g.senderKey, page: 1 })}`,
+          allowValue: `allow|${g.senderKey}`,
+          blockValue: `block|${g.senderKey}`,
+          listed: g.newest.sender === '' ? 'nothing (no envelope sender)' : plain(g.senderKey),
+        };
+      }),
     }, req.vouchSession);
   });
 
+  app.get('/messages', async (req, reply) => {
+    const p = readPlace(req.query, 'messages');
+    const { filter, chips } = await filterOf(p);
+    const total = chips.list.reduce((n, k) => n + k.n, 0);
+    const matching = p.q || p.reason || p.why || p.sender !== undefined ? await store.countHeld(filter) : total;
+    const pages = Math.max(1, Math.ceil(matching / p.size));
+    const here = { ...p, page: Math.min(p.page, pages) };
+    const rows = await store.heldPage({ ...filter, limit: here.size, offset: (here.page - 1) * here.size });
+    const heads = await store.heads(rows.map((r) => r.id));
+    return page(reply, 'list', {
+      title: p.sender !== undefined ? `Held mail from ${p.sender || '<>'}` : 'Held mail',
+      ...commonView(here, chips, total, matching, pages),
+      senderFilter: p.sender !== undefined ? plain(p.sender) || '<>' : undefined,
+      rows: rows.map((h) => ({ ...heldRow(h, config.pending.lifetime), ...badges(heads.get(h.id)), href: `/message/${h.id}${placeQuery(here)}` })),
+    }, req.vouchSession);
+  });
+
+  app.get('/trash', async (req, reply) => {
+    const rows = await store.trash({ limit: 200 });
+    return page(reply, 'trash', {
+      title: 'Trash',
+      navTrash: true,
+      days: Math.round(config.pending.trash / 86_400_000),
+      rows: rows.map((h) => ({ ...heldRow(h, config.pending.lifetime), deleted: fmtTime(h.deleted) })),
+      back: '/trash',
+    }, req.vouchSession);
+  });
+
+  app.post('/restore', async (req, reply) => {
+    const ids = fields(req.body, 'ids').filter(isId).slice(0, MAX_IDS);
+    const done = await store.restore(ids, now());
+    say(req, done.length > 0 ? { kind: 'ok', text: `${done.length} restored to the held mail` } : { kind: 'error', text: 'Select at least one message in the trash.' });
+    return reply.redirect(localPath(field(req.body, 'back'), '/trash'), 303);
+  });
+
   app.post('/act', async (req, reply) => {
-    const ids = fields(req.body, 'ids').slice(0, MAX_IDS + 1);
-    const action = ACTIONS[field(req.body, 'action') ?? ''];
-    const back = localPath(field(req.body, 'back'));
+    const body = req.body;
+    let actionName = field(body, 'action') ?? '';
+    let senders = fields(body, 'senders').slice(0, MAX_IDS + 1);
+    let ids = fields(body, 'ids').slice(0, MAX_IDS + 1);
+    // One row's own button: `allow|sender` (the sender view) acts on that row alone.
+    const one = field(body, 'do');
+    if (one !== undefined && one.includes('|')) {
+      actionName = one.slice(0, one.indexOf('|'));
+      senders = [one.slice(one.indexOf('|') + 1)];
+      ids = [];
+    }
+    const back = localPath(field(body, 'back'));
+    const nextUrl = field(body, 'next') === undefined ? undefined : localPath(field(body, 'next'), back);
+    if (field(body, 'listAs') === 'none' && actionName === 'delete-blacklist') actionName = 'delete';
+    const action = ACTIONS[actionName];
+    const wholeSender = actionName === 'allow' || actionName === 'block' || actionName === 'release-whitelist' || actionName === 'delete-blacklist';
+    const all = field(body, 'all') === '1';
+    const listAs: ListAs = field(body, 'listAs') === 'from' ? 'from' : field(body, 'listAs') === 'domain' ? 'domain' : 'sender';
     if (!action) {
       say(req, { kind: 'error', text: 'Choose an action.' });
-    } else if (ids.length === 0) {
-      say(req, { kind: 'error', text: 'Select at least one message.' });
-    } else if (ids.length > MAX_IDS || !ids.every(isId)) {
+      return reply.redirect(back, 303);
+    }
+    if (ids.length > MAX_IDS || senders.length > MAX_IDS || !ids.every(isId)) {
       say(req, { kind: 'error', text: `Select at most ${MAX_IDS} messages, by their ids.` });
+      return reply.redirect(back, 303);
+    }
+    let targets: string[];
+    if (all) {
+      const { filter } = await filterOf(readPlace(body, 'messages'));
+      targets = await store.heldIds(filter, MAX_ALL);
     } else {
-      try {
-        const res = await decideHeld(store, config, ids, action, now());
-        say(req, { kind: res.done.length > 0 ? 'ok' : 'error', text: res.summary });
-      } catch (err) {
-        say(req, { kind: 'error', text: `Nothing was lost, but the action stopped: ${(err as Error).message.split('\n')[0] ?? ''}` });
+      targets = [...ids];
+      for (const key of senders) targets.push(...(await store.heldFrom(key)).map((h) => h.id));
+    }
+    if (wholeSender && targets.length > 0) {
+      // Allow and Block settle the sender, not one message: their other held mail goes too.
+      const keys = new Set<string>();
+      for (const id of targets) {
+        const h = await store.get(id);
+        if (h && (h.state === 'held' || h.state === 'releasing')) keys.add(h.senderKey);
+      }
+      const more = new Set(targets);
+      for (const key of keys) for (const h of await store.heldFrom(key)) more.add(h.id);
+      targets = [...more].slice(0, MAX_ALL);
+    }
+    targets = [...new Set(targets)];
+    if (targets.length === 0) {
+      say(req, { kind: 'error', text: 'Select at least one message.' });
+      return reply.redirect(back, 303);
+    }
+    if (action === 'delete-blacklist' && listAs === 'sender' && field(body, 'confirm') !== '1') {
+      // Blacklisting with care: a list's, a bounce's or a robot's envelope sender is rarely the one
+      // to block; ask, and offer the From address or its domain.
+      const risky: Record<string, unknown>[] = [];
+      for (const id of targets.slice(0, 2000)) {
+        const h = await store.get(id);
+        if (h && riskyToBlock(kindOf(h), h) && !risky.some((r) => r['sender'] === (plain(h.sender) || '<>'))) {
+          const from = headerAddress(h.fromHeader);
+          risky.push({ sender: plain(h.sender) || '<>', kind: kindOf(h).label, from: from ?? '', domain: from ? `@${domainOf(from)}` : '' });
+        }
+      }
+      if (risky.length > 0) {
+        return page(reply, 'confirm', {
+          title: 'Block which address?',
+          navHeld: true,
+          risky: risky.slice(0, 20),
+          n: targets.length,
+          ids: targets.slice(0, MAX_ALL),
+          back,
+          next: nextUrl,
+          hasFrom: risky.some((r) => r['from'] !== ''),
+        }, req.vouchSession);
       }
     }
+    let goTo = back;
+    try {
+      const res = await decideHeld(store, config, targets, action, now(), { listAs });
+      say(req, { kind: res.done.length > 0 ? 'ok' : 'error', text: res.summary, ...(res.undo !== undefined ? { undo: res.undo } : {}) });
+      if (nextUrl !== undefined) {
+        const m = /^\/message\/([a-z2-7]+)/.exec(nextUrl);
+        const nextHeld = m?.[1] ? await store.get(m[1]) : undefined;
+        if (nextHeld && nextHeld.state === 'held') goTo = nextUrl;
+      }
+    } catch (err) {
+      say(req, { kind: 'error', text: `Nothing was lost, but the action stopped: ${(err as Error).message.split('\n')[0] ?? ''}` });
+    }
+    return reply.redirect(goTo, 303);
+  });
+
+  app.post('/undo', async (req, reply) => {
+    const id = Number(field(req.body, 'undo') ?? '');
+    const back = localPath(field(req.body, 'back'));
+    if (!Number.isSafeInteger(id) || id <= 0) say(req, { kind: 'error', text: 'There is nothing to undo.' });
+    else {
+      const text = await undoAction(store, config, id, now());
+      say(req, { kind: text.startsWith('Undone') ? 'ok' : 'error', text });
+    }
+    return reply.redirect(back, 303);
+  });
+
+  app.post('/challenge', async (req, reply) => {
+    const ids = fields(req.body, 'ids').filter(isId).slice(0, MAX_IDS);
+    const back = localPath(field(req.body, 'back'));
+    let sent = 0;
+    let failed = 0;
+    const secret = readSecret(paths);
+    const { sendChallenge } = await import('../agent/challenge/challenge.js');
+    for (const id of ids) {
+      const h = await store.get(id);
+      if (!h || h.state !== 'held' || !canAskNow(kindOf(h)) || addressKey(h.sender) === undefined) continue;
+      try {
+        await sendChallenge({ config, secret, held: h, now: now() });
+        await store.challengeSent(h.id);
+        sent += 1;
+      } catch (err) {
+        await store.setChallenge(h.id, 'failed', err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'transport error');
+        failed += 1;
+      }
+    }
+    say(req, sent > 0 || failed > 0
+      ? { kind: failed === 0 ? 'ok' : 'error', text: `${sent} confirmation request(s) sent${failed > 0 ? `, ${failed} failed` : ''}` }
+      : { kind: 'error', text: 'None of these can be asked now (a request was sent already, or the sender cannot be written to).' });
     return reply.redirect(back, 303);
   });
 
   app.get<{ Params: { id: string } }>('/message/:id', async (req, reply) => {
     const held = await heldOr404(req.params.id);
+    const p = readPlace(req.query, 'messages');
     const raw = held.state === 'held' || held.state === 'releasing' ? await store.raw(held.id) : undefined;
-    const view: Record<string, unknown> = { title: held.subject || '(no subject)', navHeld: true, m: heldRow(held) };
+    const k = kindOf(held);
+    const from = headerAddress(held.fromHeader);
+    const view: Record<string, unknown> = {
+      title: held.subject || '(no subject)',
+      navHeld: true,
+      m: heldRow(held, config.pending.lifetime),
+      back: placeUrl(p),
+      listed: held.sender === '' ? 'nothing (no envelope sender)' : plain(held.senderKey),
+      fromDiffers: from !== undefined && from !== held.senderKey,
+      fromAddress: from ?? '',
+      risky: riskyToBlock(k, held),
+      askNow: canAskNow(k) && addressKey(held.sender) !== undefined,
+      inTrash: held.state === 'deleted' && (await store.heads([held.id], 1)).size > 0,
+    };
     if (!raw) {
       return page(reply, 'message', { ...view, gone: held.state === 'releasing' ? 'being released' : held.state }, req.vouchSession);
     }
+    const { filter } = await filterOf(p);
+    const near = await store.neighbours(held, filter);
+    const qs = placeQuery(p);
     const headers = readHeaders(raw, config.delivery.header_limit);
     const show = (name: string) => headers.all(name).map((v) => plain(cleanText(v, 2000)));
     const main = ['from', 'to', 'cc', 'reply-to', 'subject', 'date', 'message-id']
@@ -320,13 +560,14 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       try {
         parsed = await parseMessage(raw, { maxBytes: config.delivery.max_size, timeoutMs: PARSE_TIMEOUT_MS });
       } catch (err) {
-        problem = `The message could not be decoded (${err instanceof ParseError ? err.message : 'parser error'}); its body is shown undecoded.`;
+        problem = `This message could not be decoded (${err instanceof ParseError ? err.message : 'parser error'}); its body is shown undecoded.`;
       }
     }
     const wantHtml = (req.query as Record<string, unknown>)['view'] === 'html' && parsed?.html !== undefined;
     let body = parsed ? parsed.text ?? '' : bytesToText(raw.subarray(headers.bodyOffset, headers.bodyOffset + TEXT_LIMIT));
     const cut = body.length > TEXT_LIMIT;
     if (cut) body = body.slice(0, TEXT_LIMIT);
+    const sep = qs === '' ? '?' : '&';
     return page(reply, 'message', {
       ...view,
       headers: main,
@@ -338,8 +579,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       hasHtml: parsed?.html !== undefined,
       showHtml: wantHtml,
       htmlSrc: `/message/${held.id}/html`,
-      textHref: `/message/${held.id}`,
-      htmlHref: `/message/${held.id}?view=html`,
+      textHref: `/message/${held.id}${qs}`,
+      htmlHref: `/message/${held.id}${qs}${sep}view=html`,
       attachments: (parsed?.attachments ?? []).map((a, i) => ({
         name: plain(cleanText(a.filename, 200)),
         type: cleanText(a.contentType, 100),
@@ -347,7 +588,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
         href: `/message/${held.id}/attachment/${i}`,
       })),
       truncated: parsed?.truncated ?? false,
-      back: '/',
+      prevHref: near.prev ? `/message/${near.prev}${qs}` : undefined,
+      nextHref: near.next ? `/message/${near.next}${qs}` : undefined,
     }, req.vouchSession);
   });
 
@@ -387,12 +629,15 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
   app.get('/lists', async (req, reply) => {
     const q = req.query as Record<string, unknown>;
     const list: ListName = q['list'] === 'black' ? 'black' : 'white';
-    const count = await store.countPatterns(list);
+    const search = text(q['q'], 200);
+    const count = await store.countEntries(list, search);
     const pages = Math.max(1, Math.ceil(count / LIST_PAGE_SIZE));
     const current = Math.min(pages, Math.max(1, Math.floor(Number(text(q['page'], 10) ?? '1')) || 1));
-    const rows = await store.listPatterns(list, { limit: LIST_PAGE_SIZE, offset: (current - 1) * LIST_PAGE_SIZE });
+    const rows = await store.listEntries(list, { ...(search ? { search } : {}), limit: LIST_PAGE_SIZE, offset: (current - 1) * LIST_PAGE_SIZE });
     const [white, black] = [await store.countPatterns('white'), await store.countPatterns('black')];
-    const href = (p: number) => `/lists?list=${list}${p > 1 ? `&page=${p}` : ''}`;
+    const href = (p: number) => `/lists?list=${list}${search ? `&q=${encodeURIComponent(search)}` : ''}${p > 1 ? `&page=${p}` : ''}`;
+    const draft = req.vouchSession?.draft;
+    if (req.vouchSession) req.vouchSession.draft = undefined;
     return page(reply, 'lists', {
       title: list === 'white' ? 'Whitelist' : 'Blacklist',
       navLists: true,
@@ -401,7 +646,10 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       white: list === 'white',
       whiteCount: white,
       blackCount: black,
-      rows: rows.map((r) => ({ pattern: r.pattern, added: fmtTime(r.added) })),
+      search: search ?? '',
+      count,
+      draft: draft ?? '',
+      rows: rows.map((r) => ({ pattern: r.pattern, added: fmtTime(r.added), why: provenance(r.source, r.note), href: r.note !== '' && isId(r.note) ? `/message/${r.note}` : undefined })),
       page: current,
       pages,
       prev: current > 1 ? href(current - 1) : undefined,
@@ -412,7 +660,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
 
   app.post('/lists/add', async (req, reply) => {
     const list: ListName = field(req.body, 'list') === 'black' ? 'black' : 'white';
-    const lines = (field(req.body, 'patterns') ?? '').split(/\r?\n/).map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== '');
+    const typed = (field(req.body, 'patterns') ?? '').slice(0, 100_000);
+    const lines = typed.split(/\r?\n/).map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== '');
     const name = list === 'white' ? 'whitelist' : 'blacklist';
     const parsed: Pattern[] = [];
     const bad: string[] = [];
@@ -424,12 +673,40 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       }
     }
     if (lines.length === 0) say(req, { kind: 'error', text: 'Enter at least one pattern.' });
-    else if (bad.length > 0) say(req, { kind: 'error', text: `Nothing added: ${bad.slice(0, 3).join('; ')}${bad.length > 3 ? ` (and ${bad.length - 3} more)` : ''}` });
-    else {
-      const n = await store.addPatterns(list, parsed, now());
-      say(req, { kind: 'ok', text: `${n} added to the ${name}${n < parsed.length ? ` (${parsed.length - n} already there)` : ''}` });
+    else if (bad.length > 0) {
+      say(req, { kind: 'error', text: `Nothing added: ${bad.slice(0, 3).join('; ')}${bad.length > 3 ? ` (and ${bad.length - 3} more)` : ''}` });
+      // What was typed stays in the box, to be corrected rather than typed again.
+      if (req.vouchSession) req.vouchSession.draft = typed;
+    } else {
+      const { change, undo } = await addToList(store, list, parsed, now());
+      const n = change.added.length;
+      const matching = list === 'white' && n > 0 ? await store.heldMatching(change.added.map((e) => e.key), MAX_ALL) : [];
+      say(req, {
+        kind: 'ok',
+        text: `${n} added to the ${name}${n < parsed.length ? ` (${parsed.length - n} already there)` : ''}`,
+        ...(undo !== undefined ? { undo } : {}),
+        ...(matching.length > 0 ? { offer: { patterns: change.added.map((e) => e.pattern), n: matching.length } } : {}),
+      });
     }
     return reply.redirect(`/lists?list=${list}`, 303);
+  });
+
+  app.post('/lists/release', async (req, reply) => {
+    const keys: string[] = [];
+    for (const p of fields(req.body, 'patterns').slice(0, 10_000)) {
+      try {
+        keys.push(parsePattern(p).key);
+      } catch {
+        /* not a pattern: matches nothing */
+      }
+    }
+    const ids = await store.heldMatching(keys, MAX_ALL);
+    if (ids.length === 0) say(req, { kind: 'error', text: 'No held message matches those patterns now.' });
+    else {
+      const res = await decideHeld(store, config, ids, 'release', now());
+      say(req, { kind: 'ok', text: res.summary, ...(res.undo !== undefined ? { undo: res.undo } : {}) });
+    }
+    return reply.redirect(localPath(field(req.body, 'back'), '/lists'), 303);
   });
 
   app.post('/lists/remove', async (req, reply) => {
@@ -455,7 +732,15 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     const today = now();
     const since = dayOf(today - 29 * 86_400_000);
     const chart = activityChart(await store.activity(since), today, 30);
-    return page(reply, 'activity', { title: 'Activity', navActivity: true, chart }, req.vouchSession);
+    const log = (await store.events(LOG_KEEP)).map((e) => ({
+      at: fmtTime(e.at),
+      kind: e.kind,
+      cls: `ev-${e.kind.replace(/[^a-z]+/g, '-')}`,
+      sender: plain(e.sender),
+      detail: plain(cleanText(e.detail, 200)),
+      href: isId(e.ref) ? `/message/${e.ref}` : undefined,
+    }));
+    return page(reply, 'activity', { title: 'Activity', navActivity: true, chart, log, logMax: LOG_KEEP }, req.vouchSession);
   });
 
   async function heldOr404(id: string): Promise<Held> {
@@ -476,23 +761,113 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
 
 // ---- small border helpers: form and query values into plain strings
 
-function heldRow(h: Held): Record<string, unknown> {
+function heldRow(h: Held, lifetime: number): Record<string, unknown> {
   const ch = challengeText(h.challenge, plain(h.challengeNote));
+  const k = kindOf(h);
   return {
     id: h.id,
     href: `/message/${h.id}`,
     received: fmtTime(h.received),
     sender: plain(h.sender) || '<>',
+    senderKey: h.senderKey,
     from: plain(h.fromHeader),
     subject: plain(h.subject) || '(no subject)',
     size: fmtSize(h.size),
     reason: plain(h.reason),
+    kind: k.label,
+    kindKey: k.key,
+    detail: detail(h, k, lifetime, fmtTime),
     challenge: ch.text,
     challengeClass: ch.cls,
     suspect: h.suspect,
     signals: describeSignals(h.signals).map((l) => plain(l)),
     signalsShort: plain(signalSummary(h.signals)),
   };
+}
+
+/** Badges from a message's top-level Content-Type (the first bytes of its body, never all of it). */
+function badges(head: Buffer | undefined): { attachment: boolean; html: boolean } {
+  if (!head) return { attachment: false, html: false };
+  const ct = (readHeaders(head, head.length).get('content-type') ?? '').toLowerCase();
+  return { attachment: /^\s*multipart\/mixed/.test(ct), html: /^\s*(text\/html|multipart\/(alternative|related))/.test(ct) };
+}
+
+/** Why a list entry is there, in words. */
+function provenance(source: string, note: string): string {
+  const from = note === '' ? '' : ` (${plain(note)})`;
+  switch (source) {
+    case 'confirmation':
+      return `the sender confirmed${from}`;
+    case 'release':
+      return `allowed from the held mail${from}`;
+    case 'block':
+      return `blocked from the held mail${from}`;
+    case 'send':
+      return `you wrote to them${from}`;
+    case 'hand':
+      return 'added by hand';
+    case 'import':
+      return 'imported';
+    default:
+      return source === '' ? 'before vouch kept track' : plain(source);
+  }
+}
+
+// ---- where the user is: view, search, filter, sender, page and page size, carried in URLs and
+// forms so every action and every message's back link returns to the same place.
+
+interface Place {
+  readonly view: 'senders' | 'messages';
+  readonly q?: string | undefined;
+  readonly why?: string | undefined;
+  readonly reason?: string | undefined;
+  readonly sender?: string | undefined;
+  readonly page: number;
+  readonly size: number;
+}
+
+function readPlace(source: unknown, fallback: Place['view']): Place {
+  const o = (source ?? {}) as Record<string, unknown>;
+  const view = o['view'] === 'senders' ? 'senders' : o['view'] === 'messages' ? 'messages' : fallback;
+  const size = Number(text(o['size'], 4));
+  const sender = typeof o['sender'] === 'string' ? o['sender'].trim().toLowerCase().slice(0, 300) : undefined;
+  return {
+    view,
+    q: text(o['q'], 200),
+    why: text(o['why'], 60),
+    reason: text(o['reason'], 200),
+    sender: sender === undefined || (sender === '' && o['sender'] !== '') ? undefined : sender,
+    page: Math.max(1, Math.min(1_000_000, Math.floor(Number(text(o['page'], 10) ?? '1')) || 1)),
+    size: (PAGE_SIZES as readonly number[]).includes(size) ? size : PAGE_SIZE,
+  };
+}
+
+function placeParams(p: Place, withView: boolean): [string, string][] {
+  const out: [string, string][] = [];
+  if (withView) out.push(['view', p.view]);
+  if (p.q) out.push(['q', p.q]);
+  if (p.why) out.push(['why', p.why]);
+  if (p.reason) out.push(['reason', p.reason]);
+  if (p.sender !== undefined) out.push(['sender', p.sender]);
+  if (p.size !== PAGE_SIZE) out.push(['size', String(p.size)]);
+  if (p.page > 1) out.push(['page', String(p.page)]);
+  return out;
+}
+
+function placeUrl(p: Place): string {
+  const qs = placeParams(p, false).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+  return `${p.view === 'senders' ? '/' : '/messages'}${qs ? `?${qs}` : ''}`;
+}
+
+/** The place as a query string for a message's URL (its back link and neighbours). */
+function placeQuery(p: Place): string {
+  const qs = placeParams(p, p.view !== 'messages').map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+  return qs ? `?${qs}` : '';
+}
+
+/** The place as hidden form fields ("all matching" acts on this filter). */
+function placeFields(p: Place): { name: string; value: string }[] {
+  return placeParams(p, true).filter(([k]) => k !== 'page' && k !== 'size').map(([name, value]) => ({ name, value }));
 }
 
 function text(v: unknown, max: number): string | undefined {
@@ -510,14 +885,6 @@ function fields(body: unknown, name: string): string[] {
   const v = (body as Record<string, unknown> | null | undefined)?.[name];
   if (typeof v === 'string') return [v];
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-}
-
-function listUrl(p: Record<string, string | number | undefined>): string {
-  const qs = Object.entries(p)
-    .filter((e): e is [string, string | number] => e[1] !== undefined && e[1] !== '')
-    .map(([k, v]) => `${k}=${encodeURIComponent(String(v))}`)
-    .join('&');
-  return qs ? `/?${qs}` : '/';
 }
 
 /** A redirect target from a form: a path on this site only (never `//host` or a scheme). */

@@ -61,29 +61,40 @@ export async function verifyPassword(password: string, stored: ScryptParams): Pr
 export interface Notice {
   readonly kind: 'ok' | 'error';
   readonly text: string;
+  /** The recorded action an Undo button on the notice reverses. */
+  readonly undo?: number;
+  /** Patterns just added by hand that held mail now matches: the notice offers to release it. */
+  readonly offer?: { readonly patterns: readonly string[]; readonly n: number };
 }
 
 export interface Session {
   readonly id: string;
   expires: number;
+  /** The end of the session whatever its use (the absolute lifetime). */
+  readonly ends: number;
   /** A one-time message for the next page (the result of an action). */
   notice: Notice | undefined;
+  /** What was typed into a form that was refused, to show it again. */
+  draft: string | undefined;
 }
 
 /** Sessions live in memory: a restart logs everyone out, and the printed login URL logs in again. */
 export class Sessions {
   readonly #byId = new Map<string, Session>();
   readonly #idleMs: number;
+  readonly #lifeMs: number;
   readonly #now: () => number;
 
-  constructor(opts: { readonly idleMs?: number; readonly now?: () => number } = {}) {
+  constructor(opts: { readonly idleMs?: number; readonly lifeMs?: number; readonly now?: () => number } = {}) {
     this.#idleMs = opts.idleMs ?? 12 * 3_600_000;
+    this.#lifeMs = opts.lifeMs ?? 7 * 86_400_000;
     this.#now = opts.now ?? Date.now;
   }
 
   create(): Session {
     this.#prune();
-    const s: Session = { id: randomBytes(32).toString('base64url'), expires: this.#now() + this.#idleMs, notice: undefined };
+    const now = this.#now();
+    const s: Session = { id: randomBytes(32).toString('base64url'), expires: now + this.#idleMs, ends: now + this.#lifeMs, notice: undefined, draft: undefined };
     this.#byId.set(s.id, s);
     return s;
   }
@@ -93,11 +104,11 @@ export class Sessions {
     if (id === undefined || id.length !== 43) return undefined;
     const s = this.#byId.get(id);
     if (!s) return undefined;
-    if (s.expires <= this.#now()) {
+    if (s.expires <= this.#now() || s.ends <= this.#now()) {
       this.#byId.delete(id);
       return undefined;
     }
-    s.expires = this.#now() + this.#idleMs;
+    s.expires = Math.min(s.ends, this.#now() + this.#idleMs);
     return s;
   }
 
@@ -107,7 +118,7 @@ export class Sessions {
 
   #prune(): void {
     const now = this.#now();
-    for (const [id, s] of this.#byId) if (s.expires <= now) this.#byId.delete(id);
+    for (const [id, s] of this.#byId) if (s.expires <= now || s.ends <= now) this.#byId.delete(id);
     // A flood of logins cannot grow memory without bound: the oldest sessions go first.
     while (this.#byId.size >= 1000) {
       const oldest = this.#byId.keys().next().value;

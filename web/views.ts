@@ -9,9 +9,11 @@ import type { ChallengeState } from '../agent/store/store.js';
 
 export type Render = (page: string, data: Record<string, unknown>) => string;
 
-/** Compiles every template in `dir`; `layout.hbs` is registered as the partial `layout`. */
+/** Compiles every template in `dir`; `layout.hbs` is registered as the partial `layout`, and
+ * `_name.hbs` as the partial `name`. */
 export function loadTemplates(dir: string): Render {
   const hb = Handlebars.create();
+  hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
   const pages = new Map<string, Handlebars.TemplateDelegate>();
   for (const file of readdirSync(dir)) {
     if (!file.endsWith('.hbs')) continue;
@@ -20,6 +22,7 @@ export function loadTemplates(dir: string): Render {
     // Raw output would let mail content through unescaped; refuse such a template outright.
     if (text.includes('{{{') || text.includes('{{&')) throw new Error(`template ${file} uses unescaped output`);
     if (name === 'layout') hb.registerPartial('layout', text);
+    else if (name.startsWith('_')) hb.registerPartial(name.slice(1), text);
     else pages.set(name, hb.compile(text, { strict: false, noEscape: false }));
   }
   return (page, data) => {
@@ -68,10 +71,15 @@ export function plain(text: string): string {
 // ---- the activity chart
 
 export const SERIES = [
+  { kind: 'delivered', label: 'delivered' },
   { kind: 'held', label: 'held' },
   { kind: 'released', label: 'released' },
+  { kind: 'confirmed', label: 'confirmed' },
+  { kind: 'deleted', label: 'deleted' },
   { kind: 'expired', label: 'expired' },
-  { kind: 'challenged', label: 'challenges' },
+  { kind: 'dropped', label: 'dropped' },
+  { kind: 'challenged', label: 'requests sent' },
+  { kind: 'suppressed', label: 'requests not sent' },
 ] as const;
 
 export interface Chart {
@@ -85,7 +93,7 @@ export interface Chart {
     readonly showLabel: boolean;
     readonly bars: readonly { readonly x: number; readonly y: number; readonly h: number; readonly cls: string; readonly title: string }[];
   }[];
-  readonly legend: readonly { readonly label: string; readonly cls: string; readonly total: number; readonly x: number }[];
+  readonly legend: readonly { readonly label: string; readonly cls: string; readonly total: number; readonly x: number; readonly y: number; readonly ty: number }[];
 }
 
 /** The last `days` days (ending today, UTC days as the store counts them) as grouped bars. */
@@ -100,7 +108,7 @@ export function activityChart(rows: readonly { day: string; kind: string; n: num
   const left = 36;
   const plotH = 160;
   const topPad = 10;
-  const slot = 22;
+  const slot = 40;
   const barW = 4;
   const width = left + days * slot + 8;
   const gridlines = [0, 0.5, 1].map((f) => ({ y: topPad + plotH - f * plotH, label: String(Math.round(f * top)) }));
@@ -117,9 +125,11 @@ export function activityChart(rows: readonly { day: string; kind: string; n: num
     label: s.label,
     cls: `bar-${s.kind}`,
     total: dayList.reduce((sum, d) => sum + (counts.get(`${d} ${s.kind}`) ?? 0), 0),
-    x: left + j * 150,
+    x: left + (j % 5) * 170,
+    y: 200 + Math.floor(j / 5) * 18,
+    ty: 209 + Math.floor(j / 5) * 18,
   }));
-  return { width, height: topPad + plotH + 50, max: top, gridlines, days: out, legend };
+  return { width, height: topPad + plotH + 70, max: top, gridlines, days: out, legend };
 }
 
 function round(n: number): number {

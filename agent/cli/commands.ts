@@ -151,7 +151,7 @@ function listCommands(program: Command, list: ListName): void {
         throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
       await withStore(c, async (store) => {
-        const n = await store.addPatterns(list, patterns);
+        const n = await store.addPatterns(list, patterns, Date.now(), { source: 'import' });
         console.log(`${n} added to the ${name} (${patterns.length} read)`);
       });
     });
@@ -204,8 +204,18 @@ export function program(): Command {
     .option('--limit <n>', 'at most N messages', (v) => positiveInt(v, '--limit'))
     .option('--search <text>', 'only messages whose sender, From or Subject contains TEXT')
     .option('--reason <reason>', 'only messages held for REASON')
-    .action(async (o: { json?: boolean; limit?: number; search?: string; reason?: string }, c: Command) => {
+    .option('--trash', 'list deleted messages that can still be restored (pending restore ID)')
+    .action(async (o: { json?: boolean; limit?: number; search?: string; reason?: string; trash?: boolean }, c: Command) => {
       await withStore(c, async (store) => {
+        if (o.trash) {
+          const rows = await store.trash(o.limit !== undefined ? { limit: o.limit } : {});
+          if (o.json) {
+            const out = rows.map((m) => ({ id: m.id, received: new Date(m.received).toISOString(), deleted: new Date(m.deleted).toISOString(), sender: m.sender, from: m.fromHeader, subject: m.subject, size: m.size, reason: m.reason }));
+            process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+          } else if (rows.length === 0) console.log('the trash is empty');
+          else for (const m of rows) console.log(`${m.id}  deleted ${fmtTime(m.deleted)}  ${fmtSize(m.size).padStart(6)}  ${m.sender || '<>'}  "${m.subject}"`);
+          return;
+        }
         const rows = await store.list({
           ...(o.limit !== undefined ? { limit: o.limit } : {}),
           ...(o.search !== undefined ? { search: o.search } : {}),
@@ -304,6 +314,20 @@ export function program(): Command {
         const res = await decideHeld(store, config, want, o.blacklist ? 'delete-blacklist' : 'delete');
         console.log(res.summary);
         if (res.missing.length > 0) process.exitCode = 1;
+      });
+    });
+
+  pending
+    .command('restore')
+    .description('bring deleted messages back from the trash (see pending list --trash)')
+    .argument('<id...>')
+    .action(async (list: string[], _o, c: Command) => {
+      const want = ids(list);
+      await withStore(c, async (store) => {
+        const done = await store.restore(want, Date.now());
+        const missing = want.filter((id) => !done.some((h) => h.id === id));
+        console.log(`${done.length} restored${missing.length > 0 ? `; not in the trash: ${missing.join(' ')}` : ''}`);
+        if (missing.length > 0) process.exitCode = 1;
       });
     });
 
@@ -447,7 +471,7 @@ export function program(): Command {
     });
 
   p.command('expire')
-    .description('remove held mail past pending.lifetime (for cron); never writes to senders')
+    .description('remove held mail past pending.lifetime and empty the trash past pending.trash (for cron); never writes to senders')
     .action(async (_o, c: Command) => {
       await withStore(c, async (store, config) => {
         const { expire } = await import('../release/actions.js');

@@ -339,7 +339,7 @@ async function confirm(ctx: Context, store: Store, heldId: string): Promise<stri
   // confirm usable, and the retry completes the same steps (each is idempotent). The sender is
   // listed exactly as held (and as the plain address a +tag or SRS sender was bound to), never as
   // a pattern.
-  await store.addPatterns('white', exactPatterns([held.senderKey, bindingKey(held.senderKey)]), ctx.now);
+  await store.addPatterns('white', exactPatterns([held.senderKey, bindingKey(held.senderKey)]), ctx.now, { source: 'confirmation', note: held.id });
   // Only what the sender could have sent: mail held from the same key as spam or forged stays.
   const all = await store.heldFrom(held.senderKey);
   const mine = all.some((m) => m.id === held.id) ? all : [held, ...all];

@@ -66,6 +66,7 @@ export interface Config {
   };
   readonly pending: {
     readonly lifetime: number;
+    readonly trash: number;
   };
   readonly web: {
     readonly listen: string;
@@ -168,6 +169,7 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
   },
   pending: {
     lifetime: { kind: { type: 'duration' }, def: '14d' },
+    trash: { kind: { type: 'duration' }, def: '7d' },
   },
   web: {
     listen: { kind: { type: 'string', check: listen }, def: '127.0.0.1:8025' },
@@ -201,7 +203,8 @@ export function loadConfig(home: string, env: NodeJS.ProcessEnv = process.env): 
 const CACHE = 'config.cache';
 // 2: delivery.deadline bounded (a cache of a config now refused must not be believed).
 // 3: the sender-authentication keys ([trust], [dns], [blocklist], challenge.require, …).
-const CACHE_VERSION = 3;
+// 4: pending.trash added.
+const CACHE_VERSION = 4;
 
 interface CacheFile {
   readonly v: number;

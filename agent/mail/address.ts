@@ -197,3 +197,12 @@ function domainKeys(domain: string): string[] {
   for (let i = 1; i < labels.length; i++) keys.push(`s:${labels.slice(i).join('.')}`);
   return keys;
 }
+
+/** The address in a From header's text (`Name <a@b>` or `a@b`), as its key, or undefined. Looks at
+ * the last `<…>` only: bounded, no backtracking. */
+export function headerAddress(from: string): string | undefined {
+  const open = from.lastIndexOf('<');
+  const close = from.indexOf('>', open + 1);
+  const inner = open >= 0 && close > open ? from.slice(open + 1, close) : from;
+  return addressKey(inner);
+}

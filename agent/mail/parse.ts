@@ -1,11 +1,13 @@
-// MIME parsing of held mail for display, with limits: mailparser runs in a worker thread with a
-// capped heap, on at most maxBytes, and is terminated after a time limit, so one hostile message
-// can neither hang nor exhaust the CLI or the web page. This file is also the worker's entry.
-// The time limit counts from the moment the worker has loaded mailparser and starts on the message:
-// it bounds the work a message can cause, not how long a busy machine takes to start a thread
-// (that has its own, generous, bound).
+// MIME parsing of held mail for display, with limits: mailparser runs in a pooled worker thread
+// with a capped heap, on at most maxBytes, and the worker is ended after a time limit, so one
+// hostile message can neither hang nor exhaust the CLI or the web page. This file is also the
+// workers' entry. The time limit counts from the moment the worker has loaded mailparser (and the
+// HTML filter) and starts on the message: it bounds the work a message can cause, not how long a
+// busy machine takes to start a thread (that has its own, generous, bound).
 
+import { isUtf8 } from 'node:buffer';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { headerEnd, readHeaders } from './header.js';
 
 export interface AttachmentInfo {
   readonly filename: string;
@@ -58,10 +60,6 @@ interface Ready {
   readonly ready: true;
 }
 
-/** How long a worker may take to start and load the parser, whatever the message: only a machine
- * that is stuck gets near it. */
-const START_LIMIT_MS = 60_000;
-
 /** Parses a message for display: text, HTML and the list of attachments. */
 export async function parseMessage(raw: Buffer, opts: ParseLimits): Promise<ParsedView> {
   const truncated = raw.length > opts.maxBytes;
@@ -80,14 +78,69 @@ export async function parseAttachment(raw: Buffer, index: number, opts: ParseLim
   return answer.attachment ?? undefined;
 }
 
-// At most this many parser workers at once: a burst of requests queues instead of spawning a
-// worker (and its heap) per request.
-const MAX_WORKERS = 2;
+// The pool: at most POOL_SIZE long-lived parser workers, each with a fixed heap, so opening a
+// message costs a message round trip instead of a worker start (250-1,000 ms on a busy machine).
+// A worker is recycled after RECYCLE_AFTER jobs (whatever a parse left behind goes with it) and
+// replaced at once after a timeout, a crash or running out of memory. A message too big for the
+// pool's heap gets a worker of its own, sized to it, as before the pool.
+const POOL_SIZE = 2;
+const RECYCLE_AFTER = 200;
+const POOL_HEAP_MB = 256;
+
+interface Pooled {
+  readonly worker: Worker;
+  jobs: number;
+  /** Settles when the worker has loaded the parser: a job's time limit runs from then on, so a
+   * slow start on a busy machine is not taken for a hostile message. */
+  readonly ready: Promise<void>;
+}
+
+/** How long a worker may take to start and load the parser, whatever the message: only a machine
+ * that is stuck gets near it. */
+const START_LIMIT_MS = 60_000;
+
+function pooled(): Pooled {
+  const worker = spawn({ marker: 'vouch-parse-pool' }, POOL_HEAP_MB);
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => done(() => reject(new ParseError('ETIMEOUT', 'the parser did not start'))), START_LIMIT_MS);
+    const done = (fn: () => void) => {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      worker.off('error', onFail);
+      worker.off('exit', onFail);
+      fn();
+    };
+    const onMessage = () => done(resolve);
+    const onFail = () => done(() => reject(new ParseError('EPARSE', 'the parser did not start')));
+    worker.once('message', onMessage);
+    worker.once('error', onFail);
+    worker.once('exit', onFail);
+  });
+  ready.catch(() => void worker.terminate());
+  return { worker, jobs: 0, ready };
+}
+
+/** Starts one parser worker ahead of the first message (the review page calls it at start). */
+export function warmParser(): void {
+  if (idle.length === 0 && running === 0) {
+    const p = pooled();
+    p.worker.unref();
+    p.ready.then(() => idle.push(p), () => undefined);
+  }
+}
+
+const idle: Pooled[] = [];
 let running = 0;
 const waiting: (() => void)[] = [];
+let spawned = 0;
+
+/** How many parser workers this process has started (tests check the pool reuses them). */
+export function parserStats(): { readonly spawned: number; readonly idle: number } {
+  return { spawned, idle: idle.length };
+}
 
 async function slot(): Promise<() => void> {
-  if (running >= MAX_WORKERS) await new Promise<void>((resolve) => waiting.push(resolve));
+  if (running >= POOL_SIZE) await new Promise<void>((resolve) => waiting.push(resolve));
   running += 1;
   return () => {
     running -= 1;
@@ -95,55 +148,113 @@ async function slot(): Promise<() => void> {
   };
 }
 
+function spawn(data: unknown, heap: number, transfer: ArrayBuffer[] = []): Worker {
+  spawned += 1;
+  return new Worker(new URL(import.meta.url), {
+    workerData: data,
+    transferList: transfer,
+    resourceLimits: { maxOldGenerationSizeMb: heap, maxYoungGenerationSizeMb: Math.min(32, heap), stackSizeMb: 4 },
+    stdout: true,
+    stderr: true,
+  });
+}
+
 async function runJob(raw: Buffer, attachment: number, opts: ParseLimits): Promise<Answer> {
+  // Room for mailparser's copies of a big message (about eight times its size), within bounds.
+  const heap = opts.heapMb ?? Math.min(1024, Math.max(POOL_HEAP_MB, Math.ceil(raw.length / 1_048_576) * 8));
   const free = await slot();
   try {
-    return await new Promise<Answer>((resolve, reject) => {
-      // A copy the worker owns; the caller's buffer may be a view into a larger one.
-      const copy = new Uint8Array(raw);
-      const job: Job = { marker: 'vouch-parse', raw: copy, attachment, htmlFilter: opts.htmlFilter };
-      // Room for mailparser's copies of a big message (about eight times its size), within bounds.
-      const heap = opts.heapMb ?? Math.min(1024, Math.max(256, Math.ceil(raw.length / 1_048_576) * 8));
-      const worker = new Worker(new URL(import.meta.url), {
-        workerData: job,
-        transferList: [copy.buffer],
-        resourceLimits: { maxOldGenerationSizeMb: heap, maxYoungGenerationSizeMb: Math.min(32, heap), stackSizeMb: 4 },
-        stdout: true,
-        stderr: true,
-      });
-      let settled = false;
-      const finish = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        fn();
-        void worker.terminate();
-      };
-      const late = (what: string) => () => finish(() => reject(new ParseError('ETIMEOUT', what)));
-      let timer = setTimeout(late('the parser did not start in time'), START_LIMIT_MS);
-      worker.on('message', (m: Answer | Ready) => {
-        if ('ready' in m) {
-          clearTimeout(timer);
-          timer = setTimeout(late('parsing took too long'), opts.timeoutMs ?? 5_000);
-          return;
-        }
-        finish(() => resolve(m));
-      });
-      worker.once('error', (err: Error & { code?: string }) =>
-        finish(() => reject(new ParseError(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'ELIMIT' : 'EPARSE', err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the message needs too much memory to parse' : err.message))),
-      );
-      worker.once('exit', () => finish(() => reject(new ParseError('EPARSE', 'the parser stopped without an answer'))));
-    });
+    // A copy the worker owns; the caller's buffer may be a view into a larger one.
+    const copy = new Uint8Array(raw);
+    const job: Job = { marker: 'vouch-parse', raw: copy, attachment, htmlFilter: opts.htmlFilter };
+    if (heap !== POOL_HEAP_MB) {
+      const worker = spawn(job, heap, [copy.buffer]);
+      return await answerOf(worker, opts.timeoutMs ?? 5_000, true);
+    }
+    const w = idle.pop() ?? pooled();
+    w.worker.ref();
+    let healthy = false;
+    try {
+      await w.ready;
+      w.worker.postMessage(job, [copy.buffer]);
+      w.jobs += 1;
+      const answer = await answerOf(w.worker, opts.timeoutMs ?? 5_000, false);
+      healthy = true;
+      return answer;
+    } finally {
+      if (healthy && w.jobs < RECYCLE_AFTER) {
+        w.worker.unref();
+        idle.push(w);
+      } else {
+        void w.worker.terminate();
+      }
+    }
   } finally {
     free();
   }
+}
+
+/** The worker's one answer, or a ParseError on a timeout, a crash or an exit; a one-shot worker
+ * is ended after it, a pooled one only when it failed (the caller then drops it). The clock is the
+ * start limit until the worker says it is ready for this message, then the parse's own limit. */
+function answerOf(worker: Worker, timeoutMs: number, oneShot: boolean): Promise<Answer> {
+  return new Promise<Answer>((resolve, reject) => {
+    let settled = false;
+    const finish = (fn: () => void, failed: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+      if (oneShot || failed) void worker.terminate();
+      fn();
+    };
+    const late = (what: string) => () => finish(() => reject(new ParseError('ETIMEOUT', what)), true);
+    const onMessage = (m: Answer | Ready) => {
+      if ('ready' in m) {
+        clearTimeout(timer);
+        timer = setTimeout(late('parsing took too long'), timeoutMs);
+        return;
+      }
+      finish(() => resolve(m), false);
+    };
+    const onError = (err: Error & { code?: string }) =>
+      finish(() => reject(new ParseError(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'ELIMIT' : 'EPARSE', err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the message needs too much memory to parse' : err.message)), true);
+    const onExit = () => finish(() => reject(new ParseError('EPARSE', 'the parser stopped without an answer')), true);
+    let timer = setTimeout(late('the parser did not start in time'), START_LIMIT_MS);
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+    worker.once('exit', onExit);
+  });
+}
+
+/** 8-bit text that names no charset is shown as Latin-1 (every byte a character) rather than as
+ * replacement characters, unless it is valid UTF-8: a single-part text message gets the charset
+ * parameter mailparser would otherwise assume to be UTF-8. Bounded: one pass over the header. */
+export function defaultLatin1(raw: Buffer): Buffer {
+  const headers = readHeaders(raw, HEADER_LIMIT);
+  const ct = headers.get('content-type');
+  if (ct !== undefined && (/charset\s*=/i.test(ct) || !/^\s*text\//i.test(ct))) return raw;
+  const body = raw.subarray(headers.bodyOffset);
+  if (isUtf8(body)) return raw;
+  const { end } = headerEnd(raw, HEADER_LIMIT);
+  const head = raw.subarray(0, end).toString('latin1').replace(/^content-type:/gim, 'X-Vouch-Original-Content-Type:');
+  const type = ct === undefined ? 'text/plain' : cleanParams(ct);
+  return Buffer.concat([Buffer.from(`Content-Type: ${type}; charset=iso-8859-1\n${head}`, 'latin1'), raw.subarray(end)]);
+}
+
+const HEADER_LIMIT = 1 << 20;
+
+function cleanParams(ct: string): string {
+  return ct.replace(/[\r\n]+/g, ' ').trim().replace(/;\s*$/, '');
 }
 
 async function work(job: Job, ready: () => void): Promise<Answer> {
   const { simpleParser } = await import('mailparser');
   if (job.htmlFilter !== undefined) await import(job.htmlFilter);
   ready();
-  const mail = await simpleParser(Buffer.from(job.raw.buffer, job.raw.byteOffset, job.raw.byteLength), {
+  const mail = await simpleParser(defaultLatin1(Buffer.from(job.raw.buffer, job.raw.byteOffset, job.raw.byteLength)), {
     skipImageLinks: true,
     maxHtmlLengthToParse: 2_000_000,
   });
@@ -172,10 +283,21 @@ async function work(job: Job, ready: () => void): Promise<Answer> {
   };
 }
 
-if (!isMainThread && parentPort && (workerData as Partial<Job> | null)?.marker === 'vouch-parse') {
+if (!isMainThread && parentPort) {
   const port = parentPort;
-  work(workerData as Job, () => port.postMessage({ ready: true } satisfies Ready)).then(
-    (answer) => port.postMessage(answer),
-    (err: unknown) => port.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) } satisfies Answer),
-  );
+  const answer = (job: Job) =>
+    work(job, () => port.postMessage({ ready: true } satisfies Ready)).then(
+      (a) => port.postMessage(a),
+      (err: unknown) => port.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) } satisfies Answer),
+    );
+  const data = workerData as { marker?: string } | null;
+  if (data?.marker === 'vouch-parse') void answer(workerData as Job);
+  else if (data?.marker === 'vouch-parse-pool') {
+    port.on('message', (job: Job) => void answer(job));
+    // Ready once the parser is loaded (the first job's start does not pay for it).
+    void import('mailparser').then(
+      () => port.postMessage({ ready: true } satisfies Ready),
+      () => port.postMessage({ ready: true } satisfies Ready),
+    );
+  }
 }

@@ -1,50 +1,157 @@
 // The user's decisions on held mail, shared by the CLI and the web page: release (and whitelist),
-// delete (and blacklist), and expiry.
+// delete (and blacklist), their undo, and expiry. Every decision is recorded with what it did
+// (messages trashed or released, list entries made or displaced) so an undo reverses all of it.
 
-import { exactPatterns, type Pattern } from '../mail/address.js';
+import { readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { domainOf, exactPattern, exactPatterns, headerAddress, parsePattern, type Pattern } from '../mail/address.js';
 import type { Config } from '../home/config.js';
 import { finishInterrupted, release } from './release.js';
-import type { Held, Store } from '../store/store.js';
+import type { Held, ListChange, ListName, Store } from '../store/store.js';
 import { recordBadClients } from './blocklist.js';
 
 export type HeldAction = 'release' | 'release-whitelist' | 'delete' | 'delete-blacklist';
+
+/** Which address of a message its sender is listed under: the envelope sender (the default), the
+ * From header's address, or the From address's whole domain. */
+export type ListAs = 'sender' | 'from' | 'domain';
 
 export interface ActionResult {
   readonly done: readonly string[];
   readonly missing: readonly string[];
   readonly listed: number;
+  /** The patterns this action put on a list. */
+  readonly patterns: readonly string[];
   readonly summary: string;
+  /** The number the undo of this action goes by (undefined when it did nothing). */
+  readonly undo: number | undefined;
 }
 
-/** The exact list entries for the senders of held mail: an address taken from mail is listed as
- * itself, never parsed as a pattern (a sender `*@example.com` must not list all of example.com). */
-function senderPatterns(held: readonly Held[]): Pattern[] {
-  return exactPatterns(held.map((h) => h.senderKey));
+/** What an action did, as stored for its undo. */
+interface UndoRecord {
+  readonly trashed: readonly string[];
+  readonly released: readonly { readonly id: string; readonly name: string }[];
+  readonly lists: readonly ListChange[];
 }
 
-export async function decideHeld(store: Store, config: Config, ids: readonly string[], action: HeldAction, now: number = Date.now()): Promise<ActionResult> {
+/** The list entries for the senders of `held`: exact addresses (never parsed as patterns), or the
+ * From domain when the user chose it. Messages without such an address are skipped. */
+export function senderPatterns(held: readonly Held[], as: ListAs = 'sender'): Pattern[] {
+  if (as === 'sender') return exactPatterns(held.filter((h) => h.sender !== '').map((h) => h.senderKey));
+  const out = new Map<string, Pattern>();
+  for (const h of held) {
+    try {
+      const from = headerAddress(h.fromHeader);
+      if (from === undefined) continue;
+      const p = as === 'domain' ? parsePattern(`@${domainOf(from)}`) : exactPattern(from);
+      out.set(p.key, p);
+    } catch {
+      /* the null sender and broken addresses cannot be listed */
+    }
+  }
+  return [...out.values()];
+}
+
+export async function decideHeld(
+  store: Store,
+  config: Config,
+  ids: readonly string[],
+  action: HeldAction,
+  now: number = Date.now(),
+  opts: { readonly listAs?: ListAs } = {},
+): Promise<ActionResult> {
   const heldBefore = (await Promise.all(ids.map((id) => store.get(id)))).filter((h): h is Held => h !== undefined && (h.state === 'held' || h.state === 'releasing'));
   let done: readonly string[];
-  let listed = 0;
+  let change: ListChange = { added: [], displaced: [] };
+  const released: { id: string; name: string }[] = [];
+  const trashed: string[] = [];
+  const origin = (source: 'release' | 'block', list: readonly Held[]) => ({ source, note: list.length === 1 ? (list[0]?.id ?? '') : `${list.length} messages` });
   if (action === 'release' || action === 'release-whitelist') {
-    if (action === 'release-whitelist') listed = await store.addPatterns('white', senderPatterns(heldBefore), now);
+    if (action === 'release-whitelist') change = await store.changeList('white', senderPatterns(heldBefore, opts.listAs), now, origin('release', heldBefore));
     done = (await release(store, config, ids, now)).released;
+    for (const id of done) {
+      const name = (await store.get(id))?.maildirName;
+      if (name) released.push({ id, name });
+    }
   } else {
     const deleted = await store.delete(ids, now);
     done = deleted.map((h) => h.id);
+    trashed.push(...done);
     if (action === 'delete-blacklist') {
-      listed = await store.addPatterns('black', senderPatterns(deleted), now);
+      change = await store.changeList('black', senderPatterns(deleted, opts.listAs), now, origin('block', deleted));
       await recordBadClients(store, config, deleted, now, 'deleted with blacklist');
     }
   }
   const missing = ids.filter((id) => !done.includes(id));
   const verb = action.startsWith('release') ? 'released' : 'deleted';
-  const extra = action === 'release-whitelist' ? `, ${listed} sender(s) whitelisted` : action === 'delete-blacklist' ? `, ${listed} sender(s) blacklisted` : '';
+  const patterns = change.added.map((e) => e.pattern);
+  const listed = patterns.length;
+  const names = patterns.length === 0 ? '' : `: ${patterns.slice(0, 5).join(', ')}${patterns.length > 5 ? ` and ${patterns.length - 5} more` : ''}`;
+  const extra = action === 'release-whitelist' ? `, ${listed} sender(s) whitelisted${names}` : action === 'delete-blacklist' ? `, ${listed} sender(s) blacklisted${names}` : '';
   const miss = missing.length > 0 ? `; not held: ${missing.join(' ')}` : '';
-  return { done, missing, listed, summary: `${done.length} ${verb}${extra}${miss}` };
+  const summary = `${done.length} ${verb}${extra}${miss}`;
+  const record: UndoRecord = { trashed, released, lists: change.added.length > 0 || change.displaced.length > 0 ? [change] : [] };
+  const undo = done.length > 0 || listed > 0 ? await store.recordAction(now, summary, record) : undefined;
+  return { done, missing, listed, patterns, summary, undo };
 }
 
-/** Removes held mail past its lifetime, forgets old journals and empties the store's WAL; never
+/** Adds what the user typed to a list, recorded for an undo. */
+export async function addToList(store: Store, list: ListName, patterns: readonly Pattern[], now: number): Promise<{ change: ListChange; undo: number | undefined }> {
+  const change = await store.changeList(list, patterns, now, { source: 'hand' });
+  const undo = change.added.length > 0 ? await store.recordAction(now, `${change.added.length} added to the ${list}list`, { trashed: [], released: [], lists: [change] } satisfies UndoRecord) : undefined;
+  return { change, undo };
+}
+
+/** Reverses a recorded action: trashed mail is restored, released mail that is still unread in
+ * the Maildir's new/ comes back to the held mail, and list entries it made leave (the ones they
+ * displaced return). Runs once. */
+export async function undoAction(store: Store, config: Config, id: number, now: number): Promise<string> {
+  const rec = await store.action(id);
+  if (!rec) return 'There is nothing to undo.';
+  if (!(await store.markUndone(id, now))) return 'That was undone already.';
+  const undo = rec.undo as UndoRecord;
+  const restored = (await store.restore(undo.trashed ?? [], now)).length;
+  let back = 0;
+  let kept = 0;
+  for (const r of undo.released ?? []) {
+    if (await unrelease(store, config, r.id, r.name, now)) back += 1;
+    else kept += 1;
+  }
+  let unlisted = 0;
+  for (const change of [...(undo.lists ?? [])].reverse()) unlisted += await store.revertList(change);
+  const parts: string[] = [];
+  if (restored > 0) parts.push(`${restored} restored`);
+  if (back > 0) parts.push(`${back} back in the held mail`);
+  if (kept > 0) parts.push(`${kept} already read in your mailbox, left there`);
+  if (unlisted > 0) parts.push(`${unlisted} list entr${unlisted === 1 ? 'y' : 'ies'} removed`);
+  return `Undone: ${parts.length > 0 ? parts.join(', ') : 'nothing was left to change'}`;
+}
+
+/** Takes a released message back out of the Maildir when it is still in new/ (not yet seen by a
+ * mail program) and its bytes are the held ones with the two lines release added. */
+async function unrelease(store: Store, config: Config, id: string, name: string, now: number): Promise<boolean> {
+  const held = await store.get(id);
+  if (!held || held.state !== 'released') return false;
+  const path = join(config.delivery.maildir, 'new', name);
+  let file: Buffer;
+  try {
+    file = readFileSync(path);
+  } catch {
+    return false;
+  }
+  const head = Buffer.from(held.rpline + held.dtline);
+  if (!file.subarray(0, head.length).equals(head)) return false;
+  if (!(await store.unrelease(id, file.subarray(head.length), now))) return false;
+  try {
+    unlinkSync(path);
+  } catch {
+    /* a mail program took it meanwhile: it is held again and delivered; nothing is lost */
+  }
+  return true;
+}
+
+/** Removes held mail past its lifetime, empties the trash of mail deleted more than pending.trash
+ * ago, forgets old journals and empties the store's WAL; never
  * writes to a sender. The clients of expired mail whose sender was asked and never answered, or
  * that was held as forged or blocklisted, go on the local blocklist (mail held silently for other
  * reasons, a mailing list's among them, does not: nobody was asked). */
@@ -54,12 +161,14 @@ export async function expire(store: Store, config: Config, now: number): Promise
   const removed = await store.delete(old, now, 'expired');
   const bad = removed.filter((h) => h.challenge === 'sent' || h.suspect);
   const listed = await recordBadClients(store, config, bad, now, 'held mail expired unconfirmed');
-  await store.prune(now - Math.max(config.pending.lifetime, config.challenge.rate_window, 7 * 86_400_000));
+  const emptied = await store.emptyTrash(now - config.pending.trash);
+  await store.pruneActions(now - config.pending.trash);
+  await store.prune(now - Math.max(config.pending.lifetime, config.pending.trash, config.challenge.rate_window, 7 * 86_400_000));
   const forgotten = await store.forgetOutgoing(now - config.send.reply_lifetime);
   await store.pruneBlocks(now - config.blocklist.max_period);
   // Where a checkpoint is cheap: from cron, not on any delivery's way. The WAL's file goes back to
   // nothing, however large a burst of mail made it.
   await store.checkpoint();
-  const extra = [...(listed > 0 ? [`${listed} client(s) blocklisted`] : []), ...(forgotten > 0 ? [`${forgotten} sent Message-ID(s) forgotten`] : [])];
+  const extra = [...(emptied > 0 ? [`${emptied} emptied from the trash`] : []), ...(listed > 0 ? [`${listed} client(s) blocklisted`] : []), ...(forgotten > 0 ? [`${forgotten} sent Message-ID(s) forgotten`] : [])];
   return `${removed.length} expired${extra.map((e) => `, ${e}`).join('')}`;
 }

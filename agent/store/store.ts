@@ -18,7 +18,7 @@ import { clearMarks, markStale, staleMarks, writerAtWork, writeListMap, type Lis
 export { dayOf };
 export { claimLease, claimNote, processAlive, type ClaimView } from './claim.js';
 
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 /** The version SCHEMA itself creates; MIGRATIONS take it on to SCHEMA_VERSION. */
 const SCHEMA_BASE = 3;
@@ -58,6 +58,9 @@ CREATE TRIGGER messages_challenged AFTER UPDATE OF challenge ON messages
   INSERT INTO events (day, kind, n) VALUES (date(NEW.received / 1000, 'unixepoch'), 'challenged', 1)
     ON CONFLICT (day, kind) DO UPDATE SET n = n + 1;
 END;`;
+
+/** How many events the log keeps (the activity page shows them). */
+export const LOG_KEEP = 500;
 
 /** From each version to the next, run in the same transaction as the version bump. A new store is
  * made as SCHEMA (version 3) and then brought forward by the same steps as an old one, so each
@@ -107,7 +110,72 @@ CREATE TABLE outgoing (
 ) WITHOUT ROWID;
 CREATE INDEX outgoing_at ON outgoing(at);
 ALTER TABLE messages ADD COLUMN digested INTEGER;`,
+  // 7 → 8: the review page as a triage tool. Each list entry says why it is there (source: how it
+  // came, note: from what); the actions the user can undo (what each one did, as JSON); the last
+  // LOG_KEEP events, written by triggers so no delivery path changes; the sender view's index.
+  // Deleted mail keeps its body for pending.trash (the trash); the trash index finds it.
+  7: `
+ALTER TABLE lists ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE lists ADD COLUMN note TEXT NOT NULL DEFAULT '';
+CREATE TABLE actions (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  summary TEXT NOT NULL,
+  undo TEXT NOT NULL,
+  undone INTEGER
+);
+CREATE TABLE log (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  ref TEXT NOT NULL DEFAULT '',
+  sender TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER log_keep AFTER INSERT ON log BEGIN
+  DELETE FROM log WHERE id <= NEW.id - ${LOG_KEEP};
+END;
+CREATE TRIGGER log_held AFTER INSERT ON messages BEGIN
+  INSERT INTO log (at, kind, ref, sender, detail) VALUES (NEW.received, 'held', NEW.id, NEW.sender, NEW.reason);
+  INSERT INTO log (at, kind, ref, sender, detail) SELECT NEW.received, 'challenge suppressed', NEW.id, NEW.sender, NEW.challenge_note
+    WHERE NEW.challenge IN ('suppressed', 'none');
+END;
+CREATE TRIGGER log_challenge AFTER UPDATE OF challenge ON messages
+  WHEN NEW.challenge <> OLD.challenge AND NEW.challenge IN ('sent', 'failed') BEGIN
+  INSERT INTO log (at, kind, ref, sender, detail)
+    VALUES (NEW.received, CASE NEW.challenge WHEN 'sent' THEN 'challenge sent' ELSE 'challenge failed' END, NEW.id, NEW.sender, NEW.challenge_note);
+END;
+CREATE TRIGGER log_settled AFTER UPDATE OF state ON messages
+  WHEN NEW.state <> OLD.state AND NEW.state IN ('released', 'deleted', 'expired', 'held') BEGIN
+  INSERT INTO log (at, kind, ref, sender, detail)
+    VALUES (coalesce(NEW.settled, NEW.received),
+      CASE NEW.state WHEN 'held' THEN 'restored' ELSE NEW.state END, NEW.id, NEW.sender, NEW.subject);
+END;
+CREATE TRIGGER messages_suppressed AFTER INSERT ON messages WHEN NEW.challenge IN ('suppressed', 'none') BEGIN
+  INSERT INTO events (day, kind, n) VALUES (date(NEW.received / 1000, 'unixepoch'), 'suppressed', 1)
+    ON CONFLICT (day, kind) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER confirms_count AFTER INSERT ON confirms BEGIN
+  INSERT INTO events (day, kind, n) VALUES (date(NEW.used / 1000, 'unixepoch'), 'confirmed', 1)
+    ON CONFLICT (day, kind) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER log_confirmed AFTER INSERT ON confirms BEGIN
+  INSERT INTO log (at, kind, ref, sender, detail) SELECT NEW.used, 'confirmed', NEW.id, m.sender, m.subject FROM messages m WHERE m.id = NEW.id;
+END;
+CREATE TRIGGER log_delivered AFTER INSERT ON deliveries BEGIN
+  INSERT INTO log (at, kind, ref, detail) VALUES (NEW.at, 'delivered', '', NEW.name);
+END;
+CREATE TRIGGER log_dropped_new AFTER INSERT ON events WHEN NEW.kind = 'dropped' BEGIN
+  INSERT INTO log (at, kind, detail) VALUES (CAST(unixepoch('subsec') * 1000 AS INTEGER), 'dropped', '');
+END;
+CREATE TRIGGER log_dropped AFTER UPDATE OF n ON events WHEN NEW.kind = 'dropped' BEGIN
+  INSERT INTO log (at, kind, detail) VALUES (CAST(unixepoch('subsec') * 1000 AS INTEGER), 'dropped', '');
+END;
+CREATE INDEX messages_held_sender ON messages(sender_key, received) WHERE state IN ('held', 'releasing');
+CREATE INDEX messages_held_why ON messages(reason, challenge, challenge_note, received) WHERE state IN ('held', 'releasing');
+CREATE INDEX messages_trash ON messages(settled) WHERE state = 'deleted';`,
 };
+
 
 const SCHEMA = `
 CREATE TABLE messages (
@@ -272,6 +340,70 @@ export interface ListQuery {
   readonly search?: string;
   readonly reason?: string;
   readonly challenge?: ChallengeState;
+  /** Only these (reason, challenge, note) kinds: the review page's "why held" filters. */
+  readonly why?: readonly WhyKey[];
+  /** Only mail from this sender (by key). */
+  readonly senderKey?: string;
+}
+
+/** One kind of reason a message is held for, as stored: the reason, the challenge state and its note. */
+export interface WhyKey {
+  readonly reason: string;
+  readonly challenge: ChallengeState;
+  readonly note: string;
+}
+
+/** Held mail of one sender, for the review page's sender view. */
+export interface SenderGroup {
+  readonly senderKey: string;
+  readonly n: number;
+  /** The newest held message of this sender (that matches the filter). */
+  readonly newest: Held;
+}
+
+/** How a list entry came to be: confirmed by the sender, released or blocked by the user, a
+ * recipient of `vouch send`, typed by hand, imported. */
+export type ListSource = 'confirmation' | 'release' | 'block' | 'send' | 'hand' | 'import';
+
+export interface ListOrigin {
+  readonly source: ListSource;
+  /** What it came from, e.g. the held message's id (shown beside the entry). */
+  readonly note?: string;
+}
+
+/** A whitelist or blacklist entry with its provenance ('' source: added before schema 8). */
+export interface ListEntry {
+  readonly key: string;
+  readonly list: ListName;
+  readonly pattern: string;
+  readonly added: number;
+  readonly source: string;
+  readonly note: string;
+}
+
+/** What adding patterns changed: the entries made, and the entries of the other list they took
+ * the place of (an undo puts those back). */
+export interface ListChange {
+  readonly added: readonly ListEntry[];
+  readonly displaced: readonly ListEntry[];
+}
+
+/** An action the user can undo, as recorded. */
+export interface ActionRecord {
+  readonly id: number;
+  readonly at: number;
+  readonly summary: string;
+  readonly undo: unknown;
+  readonly undone: number | null;
+}
+
+export interface LogEvent {
+  readonly id: number;
+  readonly at: number;
+  readonly kind: string;
+  readonly ref: string;
+  readonly sender: string;
+  readonly detail: string;
 }
 
 interface Row {
@@ -440,16 +572,16 @@ export class Store {
   }
 
   /** Adds patterns to a list (in one transaction); the same pattern leaves the other list. */
-  async addPatterns(list: ListName, patterns: readonly Pattern[], now = Date.now()): Promise<number> {
+  async addPatterns(list: ListName, patterns: readonly Pattern[], now = Date.now(), origin: ListOrigin = { source: 'hand' }): Promise<number> {
     if (patterns.length === 0) return 0;
     return this.#listsTx(async () => {
       const del = await this.db.prepare('DELETE FROM lists WHERE key = ? AND list <> ?');
-      const ins = await this.db.prepare('INSERT OR IGNORE INTO lists (key, list, pattern, added) VALUES (?, ?, ?, ?)');
+      const ins = await this.db.prepare('INSERT OR IGNORE INTO lists (key, list, pattern, added, source, note) VALUES (?, ?, ?, ?, ?, ?)');
       let added = 0;
       try {
         for (const p of patterns) {
           await stepRun(del, [p.key, list]);
-          added += await stepRun(ins, [p.key, list, p.text, now]);
+          added += await stepRun(ins, [p.key, list, p.text, now, origin.source, origin.note ?? '']);
         }
       } finally {
         await finalize(del);
@@ -457,6 +589,55 @@ export class Store {
       }
       return added;
     });
+  }
+
+  /** addPatterns, saying exactly what changed (for an undo). */
+  async changeList(list: ListName, patterns: readonly Pattern[], now: number, origin: ListOrigin): Promise<ListChange> {
+    if (patterns.length === 0) return { added: [], displaced: [] };
+    return this.#listsTx(async () => {
+      const added: ListEntry[] = [];
+      const displaced: ListEntry[] = [];
+      for (const p of patterns) {
+        const old = await this.db.all<ListEntry>('SELECT key, list, pattern, added, source, note FROM lists WHERE key = ?', [p.key]);
+        if (old.some((e) => e.list === list)) continue;
+        for (const e of old) {
+          await this.db.run('DELETE FROM lists WHERE key = ? AND list = ?', [e.key, e.list]);
+          displaced.push(e);
+        }
+        const e: ListEntry = { key: p.key, list, pattern: p.text, added: now, source: origin.source, note: origin.note ?? '' };
+        await this.db.run('INSERT INTO lists (key, list, pattern, added, source, note) VALUES (?, ?, ?, ?, ?, ?)', [e.key, e.list, e.pattern, e.added, e.source, e.note]);
+        added.push(e);
+      }
+      return { added, displaced };
+    });
+  }
+
+  /** Takes back a change made by changeList: its entries leave, the ones it displaced return. */
+  async revertList(change: ListChange): Promise<number> {
+    if (change.added.length === 0 && change.displaced.length === 0) return 0;
+    return this.#listsTx(async () => {
+      let n = 0;
+      for (const e of change.added) n += (await this.db.run('DELETE FROM lists WHERE key = ? AND list = ? AND added = ?', [e.key, e.list, e.added])).changes;
+      for (const e of change.displaced) {
+        await this.db.run('INSERT OR IGNORE INTO lists (key, list, pattern, added, source, note) VALUES (?, ?, ?, ?, ?, ?)', [e.key, e.list, e.pattern, e.added, e.source, e.note]);
+      }
+      return n;
+    });
+  }
+
+  /** A page of a list with each entry's provenance, optionally only patterns containing `search`. */
+  async listEntries(list: ListName, opts: { readonly search?: string; readonly limit?: number; readonly offset?: number } = {}): Promise<ListEntry[]> {
+    const like = opts.search ? likeOf(opts.search) : undefined;
+    return this.db.all(
+      `SELECT key, list, pattern, added, source, note FROM lists WHERE list = ?${like ? ` AND pattern LIKE ? ESCAPE '\\'` : ''} ORDER BY pattern LIMIT ? OFFSET ?`,
+      [list, ...(like ? [like] : []), opts.limit ?? -1, opts.offset ?? 0],
+    );
+  }
+
+  async countEntries(list: ListName, search?: string): Promise<number> {
+    const like = search ? likeOf(search) : undefined;
+    const row = await this.db.get<{ n: number }>(`SELECT count(*) AS n FROM lists WHERE list = ?${like ? ` AND pattern LIKE ? ESCAPE '\\'` : ''}`, [list, ...(like ? [like] : [])]);
+    return row?.n ?? 0;
   }
 
   async removePatterns(list: ListName, patterns: readonly Pattern[]): Promise<number> {
@@ -734,7 +915,9 @@ export class Store {
     });
   }
 
-  /** Deletes held messages; returns the ones that were held (for blacklisting their senders). */
+  /** Deletes held messages; returns the ones that were held (for blacklisting their senders).
+   * Deleted mail keeps its body (the trash: restore() brings it back until emptyTrash()); expired
+   * mail does not. */
   async delete(ids: readonly string[], now: number, kind: 'deleted' | 'expired' = 'deleted'): Promise<Held[]> {
     return this.db.tx(async () => {
       const out: Held[] = [];
@@ -742,11 +925,63 @@ export class Store {
         const r = await this.db.get<Row>(`SELECT ${META} FROM messages WHERE id = ? AND state = 'held'`, [id]);
         if (!r) continue;
         await this.db.run(`UPDATE messages SET state = ?, settled = ? WHERE id = ?`, [kind, now, id]);
-        await this.db.run('DELETE FROM bodies WHERE id = ?', [id]);
+        if (kind === 'expired') await this.db.run('DELETE FROM bodies WHERE id = ?', [id]);
         out.push(toHeld(r));
       }
       if (out.length > 0) await this.count(kind, now, out.length);
       return out;
+    });
+  }
+
+  /** Brings deleted messages still in the trash back to the held mail; returns the ones restored. */
+  async restore(ids: readonly string[], now: number): Promise<Held[]> {
+    return this.db.tx(async () => {
+      const out: Held[] = [];
+      for (const id of ids) {
+        const r = await this.db.get<Row>(
+          `SELECT ${META} FROM messages WHERE id = ? AND state = 'deleted' AND EXISTS (SELECT 1 FROM bodies WHERE bodies.id = messages.id)`,
+          [id],
+        );
+        if (!r) continue;
+        await this.db.run(`UPDATE messages SET state = 'held', settled = ? WHERE id = ?`, [now, id]);
+        out.push(toHeld({ ...r, state: 'held' }));
+      }
+      return out;
+    });
+  }
+
+  /** Deleted messages that can still be restored, most recently deleted first. */
+  async trash(q: { readonly limit?: number; readonly offset?: number } = {}): Promise<(Held & { readonly deleted: number })[]> {
+    const rows = await this.db.all<Row & { settled: number }>(
+      `SELECT ${META}, settled FROM messages INDEXED BY messages_trash WHERE state = 'deleted'
+         AND EXISTS (SELECT 1 FROM bodies WHERE bodies.id = messages.id) ORDER BY settled DESC, id DESC LIMIT ? OFFSET ?`,
+      [q.limit ?? -1, q.offset ?? 0],
+    );
+    return rows.map((r) => ({ ...toHeld(r), deleted: r.settled }));
+  }
+
+  /** Empties the trash of mail deleted before `before`: their bodies go, so they cannot come back. */
+  async emptyTrash(before: number): Promise<number> {
+    return this.db.tx(async () => {
+      const ids = await this.db.all<{ id: string }>(
+        `SELECT id FROM messages INDEXED BY messages_trash WHERE state = 'deleted' AND settled < ?
+           AND EXISTS (SELECT 1 FROM bodies WHERE bodies.id = messages.id)`,
+        [before],
+      );
+      for (const { id } of ids) await this.db.run('DELETE FROM bodies WHERE id = ?', [id]);
+      return ids.length;
+    });
+  }
+
+  /** Puts a released message back among the held mail with its bytes (the undo of a release that
+   * took the file back out of the Maildir). False when it was not released. */
+  async unrelease(id: string, raw: Buffer, now: number): Promise<boolean> {
+    return this.db.tx(async () => {
+      const r = await this.db.run(`UPDATE messages SET state = 'held', maildir_name = NULL, settled = ? WHERE id = ? AND state = 'released'`, [now, id]);
+      if (r.changes === 0) return false;
+      await this.db.run('DELETE FROM bodies WHERE id = ?', [id]);
+      await this.#putBody(id, raw);
+      return true;
     });
   }
 
@@ -1007,6 +1242,131 @@ export class Store {
     return rows.map(toHeld);
   }
 
+  /** Held mail grouped by sender, the senders with the newest mail first; never reads a body. */
+  async senders(q: ListQuery): Promise<SenderGroup[]> {
+    const { where, params } = listFilter(q);
+    const groups = await this.db.all<{ key: string; n: number; last: number }>(
+      `SELECT sender_key AS key, count(*) AS n, max(received) AS last FROM messages INDEXED BY messages_held_sender
+         WHERE ${where} GROUP BY sender_key ORDER BY last DESC, key LIMIT ? OFFSET ?`,
+      [...params, q.limit ?? -1, q.offset ?? 0],
+    );
+    if (groups.length === 0) return [];
+    const rows = await this.db.all<Row & { rn: number }>(
+      `SELECT * FROM (SELECT ${META}, row_number() OVER (PARTITION BY sender_key ORDER BY received DESC, id DESC) AS rn
+         FROM messages INDEXED BY messages_held_sender WHERE ${where} AND sender_key IN (${groups.map(() => '?').join(',')})) WHERE rn = 1`,
+      [...params, ...groups.map((g) => g.key)],
+    );
+    const newest = new Map(rows.map((r) => [r.sender_key, toHeld(r)]));
+    return groups.flatMap((g) => {
+      const h = newest.get(g.key);
+      return h ? [{ senderKey: g.key, n: g.n, newest: h }] : [];
+    });
+  }
+
+  async countSenders(q: ListQuery = {}): Promise<number> {
+    const { where, params } = listFilter(q);
+    const row = await this.db.get<{ n: number }>(`SELECT count(DISTINCT sender_key) AS n FROM messages INDEXED BY messages_held_sender WHERE ${where}`, params);
+    return row?.n ?? 0;
+  }
+
+  /** Held messages counted by (reason, challenge state, note): the review page makes its "why
+   * held" filters of these. */
+  async heldWhy(): Promise<(WhyKey & { n: number })[]> {
+    return this.db.all(
+      `SELECT reason, challenge, challenge_note AS note, count(*) AS n FROM messages INDEXED BY messages_held_why
+         WHERE state IN ('held', 'releasing') GROUP BY reason, challenge, challenge_note`,
+    );
+  }
+
+  /** The ids of every held message that matches (newest first), at most `limit`. */
+  async heldIds(q: ListQuery, limit: number): Promise<string[]> {
+    const { where, params } = listFilter(q);
+    const rows = await this.db.all<{ id: string }>(`SELECT id FROM messages WHERE ${where} ORDER BY received DESC, id DESC LIMIT ?`, [...params, limit]);
+    return rows.map((r) => r.id);
+  }
+
+  /** The held messages just before and after `h` in the list's order (newest first) under a filter. */
+  async neighbours(h: Held, q: ListQuery): Promise<{ prev: string | undefined; next: string | undefined }> {
+    const { where, params } = listFilter(q);
+    const [prev, next] = await Promise.all([
+      this.db.get<{ id: string }>(
+        `SELECT id FROM messages INDEXED BY messages_held_received WHERE ${where} AND (received > ? OR (received = ? AND id > ?)) ORDER BY received, id LIMIT 1`,
+        [...params, h.received, h.received, h.id],
+      ),
+      this.db.get<{ id: string }>(
+        `SELECT id FROM messages INDEXED BY messages_held_received WHERE ${where} AND (received < ? OR (received = ? AND id < ?)) ORDER BY received DESC, id DESC LIMIT 1`,
+        [...params, h.received, h.received, h.id],
+      ),
+    ]);
+    return { prev: prev?.id, next: next?.id };
+  }
+
+  /** The first `n` bytes of each message's body (its header, for badges), by id. */
+  async heads(ids: readonly string[], n = 4096): Promise<Map<string, Buffer>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.all<{ id: string; head: Buffer }>(
+      `SELECT id, substr(bytes, 1, ?) AS head FROM bodies WHERE seq = 0 AND id IN (${ids.map(() => '?').join(',')})`,
+      [n, ...ids],
+    );
+    return new Map(rows.map((r) => [r.id, r.head]));
+  }
+
+  /** Held messages whose sender any of the list keys (as Pattern.key) matches. */
+  async heldMatching(keys: readonly string[], limit: number): Promise<string[]> {
+    const clauses: string[] = [];
+    const params: Param[] = [];
+    for (const k of keys) {
+      const v = k.slice(2);
+      if (k.startsWith('a:')) {
+        clauses.push('sender_key = ?');
+        params.push(v);
+      } else if (k.startsWith('d:')) {
+        clauses.push(`sender_key LIKE ? ESCAPE '\\'`);
+        params.push(`%@${v.replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+      } else if (k.startsWith('s:')) {
+        clauses.push(`sender_key LIKE ? ESCAPE '\\'`);
+        params.push(`%@%.${v.replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+      } else if (k.startsWith('p:')) {
+        const at = v.lastIndexOf('@');
+        clauses.push(`(sender_key LIKE ? ESCAPE '\\' AND sender_key LIKE ? ESCAPE '\\')`);
+        params.push(`${v.slice(0, at).replace(/[\\%_]/g, (c) => `\\${c}`)}%`, `%${v.slice(at).replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+      }
+    }
+    if (clauses.length === 0) return [];
+    const rows = await this.db.all<{ id: string }>(
+      `SELECT id FROM messages WHERE state = 'held' AND (${clauses.join(' OR ')}) ORDER BY received DESC LIMIT ?`,
+      [...params, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  // ---- the undo log and the event log
+
+  /** Records what an action did, for an undo; returns its number. */
+  async recordAction(at: number, summary: string, undo: unknown): Promise<number> {
+    return (await this.db.run('INSERT INTO actions (at, summary, undo) VALUES (?, ?, ?)', [at, summary, JSON.stringify(undo)])).lastID;
+  }
+
+  async action(id: number): Promise<ActionRecord | undefined> {
+    const r = await this.db.get<{ id: number; at: number; summary: string; undo: string; undone: number | null }>('SELECT id, at, summary, undo, undone FROM actions WHERE id = ?', [id]);
+    return r && { ...r, undo: JSON.parse(r.undo) as unknown };
+  }
+
+  /** Marks an action undone; false when it already was (an undo runs once). */
+  async markUndone(id: number, now: number): Promise<boolean> {
+    return (await this.db.run('UPDATE actions SET undone = ? WHERE id = ? AND undone IS NULL', [now, id])).changes > 0;
+  }
+
+  /** Forgets actions older than `before` (what they did can no longer be undone). */
+  async pruneActions(before: number): Promise<void> {
+    await this.db.run('DELETE FROM actions WHERE at < ?', [before]);
+  }
+
+  /** The newest events (at most LOG_KEEP are kept), newest first. */
+  async events(limit = LOG_KEEP): Promise<LogEvent[]> {
+    return this.db.all('SELECT id, at, kind, ref, sender, detail FROM log ORDER BY id DESC LIMIT ?', [limit]);
+  }
+
   /** reasons() through the review index. Needs ensureReviewIndexes(). */
   async heldReasons(): Promise<{ reason: string; n: number }[]> {
     return this.db.all(
@@ -1045,11 +1405,26 @@ function toBlock(r: BlockRow): BlockEntry {
   return Object.freeze({ net: r.net, count: r.count, firstSeen: r.first_seen, lastSeen: r.last_seen, listedUntil: r.listed_until, repeats: r.repeats, why: r.why });
 }
 
+function likeOf(search: string): string {
+  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
 function listFilter(q: ListQuery): { where: string; params: Param[] } {
   const clauses = [`state IN ('held', 'releasing')`];
   const params: Param[] = [];
+  if (q.senderKey !== undefined) {
+    clauses.push('sender_key = ?');
+    params.push(q.senderKey);
+  }
+  if (q.why !== undefined) {
+    if (q.why.length === 0) clauses.push('0');
+    else {
+      clauses.push(`(reason, challenge, challenge_note) IN (VALUES ${q.why.map(() => '(?, ?, ?)').join(', ')})`);
+      for (const w of q.why) params.push(w.reason, w.challenge, w.note);
+    }
+  }
   if (q.search) {
-    const like = `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const like = likeOf(q.search);
     clauses.push(`(sender LIKE ? ESCAPE '\\' OR from_header LIKE ? ESCAPE '\\' OR subject LIKE ? ESCAPE '\\')`);
     params.push(like, like, like);
   }
