@@ -15,23 +15,23 @@ export interface Kind {
 
 /** Notes of suppressed requests, by what they mean. */
 const NOTES: Readonly<Record<string, Kind>> = {
-  'mailing list': { key: 'list', label: 'Mailing list: no request sent', family: 'machine' },
-  'Precedence: list': { key: 'list', label: 'Mailing list: no request sent', family: 'machine' },
-  'null sender': { key: 'bounce', label: 'Bounce (<> sender): no request sent', family: 'machine' },
-  'Precedence: bulk': { key: 'bulk', label: 'Bulk mail: no request sent', family: 'machine' },
-  'Precedence: junk': { key: 'bulk', label: 'Bulk mail: no request sent', family: 'machine' },
-  'automatic sender address': { key: 'automatic', label: 'Automatic sender: no request sent', family: 'machine' },
-  'Auto-Submitted': { key: 'automatic', label: 'Automatic sender: no request sent', family: 'machine' },
-  'sender already challenged recently': { key: 'asked-recently', label: 'Asked recently: no second request', family: 'limit' },
-  'hourly cap for the sender domain': { key: 'limit', label: 'Hourly limit reached: request held back', family: 'limit' },
-  'global hourly cap': { key: 'limit', label: 'Hourly limit reached: request held back', family: 'limit' },
-  'marked as spam': { key: 'spam', label: 'Marked as spam: no request sent', family: 'suspect' },
-  'SPF fail': { key: 'auth', label: 'Failed authentication: no request sent', family: 'suspect' },
-  'DMARC fail': { key: 'auth', label: 'Failed authentication: no request sent', family: 'suspect' },
+  'mailing list': { key: 'list', label: 'Mailing list', family: 'machine' },
+  'Precedence: list': { key: 'list', label: 'Mailing list', family: 'machine' },
+  'null sender': { key: 'bounce', label: 'Bounce (<> sender)', family: 'machine' },
+  'Precedence: bulk': { key: 'bulk', label: 'Bulk mail', family: 'machine' },
+  'Precedence: junk': { key: 'bulk', label: 'Bulk mail', family: 'machine' },
+  'automatic sender address': { key: 'automatic', label: 'Automatic sender', family: 'machine' },
+  'Auto-Submitted': { key: 'automatic', label: 'Automatic sender', family: 'machine' },
+  'sender already challenged recently': { key: 'asked-recently', label: 'Asked recently', family: 'limit' },
+  'hourly cap for the sender domain': { key: 'limit', label: 'Hourly limit', family: 'limit' },
+  'global hourly cap': { key: 'limit', label: 'Hourly limit', family: 'limit' },
+  'marked as spam': { key: 'spam', label: 'Marked as spam', family: 'suspect' },
+  'SPF fail': { key: 'auth', label: 'Failed authentication', family: 'suspect' },
+  'DMARC fail': { key: 'auth', label: 'Failed authentication', family: 'suspect' },
   'challenges are turned off': { key: 'off', label: 'Requests are turned off', family: 'other' },
-  'message larger than max_size': { key: 'large', label: 'Too large: no request sent', family: 'other' },
+  'message larger than max_size': { key: 'large', label: 'Too large to ask', family: 'other' },
   'your own address as sender': { key: 'own', label: 'Your own address as sender', family: 'other' },
-  'sender address is not a plain address': { key: 'bad-address', label: 'Unusable sender address: no request sent', family: 'machine' },
+  'sender address is not a plain address': { key: 'bad-address', label: 'Unusable sender address', family: 'machine' },
 };
 
 /** The kind of one stored reason. */
@@ -42,12 +42,12 @@ export function kindOf(held: WhyKey | Held): Kind {
   }
   switch (w.challenge as ChallengeState) {
     case 'sent':
-      return { key: 'asked', label: 'Request sent, no reply yet', family: 'asked' };
+      return { key: 'asked', label: 'Request sent', family: 'asked' };
     case 'pending':
     case 'sending':
       return { key: 'asking', label: 'Request being sent', family: 'asked' };
     case 'failed':
-      return { key: 'failed', label: 'Request failed to send', family: 'failed' };
+      return { key: 'failed', label: 'Request failed', family: 'failed' };
     default: {
       const known = NOTES[w.note];
       if (known) return known;
@@ -85,8 +85,10 @@ export function kinds(rows: readonly (WhyKey & { n: number })[]): { list: (Kind 
 /** The row's headline detail: when the request went, to whom, and when the mail expires. */
 export function detail(h: Held, k: Kind, lifetime: number, fmt: (ms: number) => string): string {
   const expires = `expires ${fmt(h.received + lifetime)}`;
-  if (k.key === 'asked') return `sent ${fmt(h.received)} to ${h.sender || '<>'} · ${expires}`;
-  if (k.family === 'failed' && h.challengeNote) return `${h.challengeNote} · ${expires}`;
+  if (k.key === 'asked') return `sent ${fmt(h.received)} to ${h.sender || '<>'}, no reply yet · ${expires}`;
+  if (k.family === 'failed') return `${h.challengeNote || 'not sent'} · ${expires}`;
+  if (k.family === 'limit') return `request held back · ${expires}`;
+  if (h.challenge === 'suppressed' || h.challenge === 'none') return `no request sent · ${expires}`;
   return expires;
 }
 
