@@ -108,14 +108,16 @@ test('selecting several messages and logging out work without any script', async
     await hold(home, 'carol@example.net', 'web-plain.eml');
     await hold(home, 'mallory@evil.example', 'xss-headers.eml');
     await hold(home, 'offers@evil.example', 'xss-html.eml');
+    await w.context.route('**/static/triage.js', (route) => route.abort());
     await w.page.goto(web.url);
+    await w.page.goto(`${web.base}messages`);
     const boxes = w.page.locator('input[name="ids"]');
     t.is(await boxes.count(), 3);
     await boxes.nth(0).check();
     await boxes.nth(1).check();
-    await w.page.getByRole('button', { name: 'Delete + blacklist' }).click();
+    await w.page.getByRole('button', { name: 'Block', exact: true }).click();
     await w.page.locator('.notice.ok').waitFor();
-    t.regex(await w.page.locator('.notice.ok').innerText(), /^2 deleted, 2 sender\(s\) blacklisted$/);
+    t.regex(await w.page.locator('.notice.ok').innerText(), /^2 deleted, 2 sender\(s\) blacklisted: [a-z]+@[a-z.]+, [a-z]+@[a-z.]+$/);
     t.is((await pendingList(home)).length, 1);
     t.deepEqual(maildirFiles(home.maildir), []);
 
@@ -142,6 +144,10 @@ test('hostile mail opens no dialog and makes no request beyond 127.0.0.1', async
     await hold(home, 'offers@evil.example', 'xss-html.eml');
     await hold(home, 'mallory@evil.example', 'xss-attachment.eml');
     await w.page.goto(web.url);
+    t.is(await w.page.locator('tbody tr').count(), 2, 'two senders');
+    t.regex(await w.page.locator('tbody').innerText(), /<script>alert\('subject'\)<\/script>|<script>alert\("enc-subject"\)<\/script>|.+/);
+    t.is(await w.page.locator('main script, main img, main svg, main iframe').count(), 0);
+    await w.page.goto(`${web.base}messages`);
     t.is(await w.page.locator('tbody tr').count(), 4);
     // The hostile subjects are on the page as text, not as elements.
     t.regex(await w.page.locator('tbody').innerText(), /<script>alert\('subject'\)<\/script>/);

@@ -353,7 +353,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
           detail: detail(g.newest, k, config.pending.lifetime, fmtTime),
           risky: riskyToBlock(k, g.newest),
           openHref: placeUrl({ ...here, view: 'messages', sender: g.senderKey, page: 1 }),
-          messageHref: `/message/${g.newest.id}${placeQuery({ ...here, view: 'messages', sender: g.senderKey, page: 1 })}`,
+          messageHref: `/message/${g.newest.id}${placeQuery({ ...here, sender: g.senderKey })}`,
           allowValue: `allow|${g.senderKey}`,
           blockValue: `block|${g.senderKey}`,
           listed: g.newest.sender === '' ? 'nothing (no envelope sender)' : plain(g.senderKey),
@@ -533,7 +533,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       title: held.subject || '(no subject)',
       navHeld: true,
       m: heldRow(held, config.pending.lifetime),
-      back: placeUrl(p),
+      // Opened from the sender view: back there (the sender is only the neighbours' filter).
+      back: placeUrl(p.view === 'senders' ? { ...p, sender: undefined } : p),
       listed: held.sender === '' ? 'nothing (no envelope sender)' : plain(held.senderKey),
       fromDiffers: from !== undefined && from !== held.senderKey,
       fromAddress: from ?? '',

@@ -1417,11 +1417,10 @@ function listFilter(q: ListQuery): { where: string; params: Param[] } {
     params.push(q.senderKey);
   }
   if (q.why !== undefined) {
-    if (q.why.length === 0) clauses.push('0');
-    else {
-      clauses.push(`(reason, challenge, challenge_note) IN (VALUES ${q.why.map(() => '(?, ?, ?)').join(', ')})`);
-      for (const w of q.why) params.push(w.reason, w.challenge, w.note);
-    }
+    // No kinds: a triple no message has (a constant false would keep SQLite from the pinned index).
+    const why = q.why.length > 0 ? q.why : [{ reason: '\u0000', challenge: 'none', note: '\u0000' }];
+    clauses.push(`(reason, challenge, challenge_note) IN (VALUES ${why.map(() => '(?, ?, ?)').join(', ')})`);
+    for (const w of why) params.push(w.reason, w.challenge, w.note);
   }
   if (q.search) {
     const like = likeOf(q.search);
