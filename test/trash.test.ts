@@ -1,0 +1,203 @@
+// Undo and the trash below the page: deleted mail kept for pending.trash and restored by the CLI,
+// expire emptying it, the undo of a release taking unread mail back out of the Maildir, the undo
+// log and the event log; the parser pool; sessions' absolute lifetime; a stale session's way back.
+
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../agent/home/config.js';
+import { parseMessage, parserStats } from '../agent/mail/parse.js';
+import { decideHeld, expire, undoAction } from '../agent/release/actions.js';
+import { Store } from '../agent/store/store.js';
+import { Sessions } from '../web/auth.js';
+import { buildApp } from '../web/server.js';
+import { holdInput, maildirFiles, makeHome, pendingList, vouch, type TestHome } from './helpers.js';
+
+const T0 = Date.UTC(2026, 10, 23, 8);
+const DAY = 86_400_000;
+
+async function withStore<T>(home: TestHome, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await Store.open(join(home.dir, 'vouch.db'));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function holdSome(store: Store, senders: readonly string[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const [i, s] of senders.entries()) {
+    const raw = Buffer.from(`From: ${s}\nSubject: m${i}\n\nbody ${i}\n`);
+    ids.push((await store.hold(holdInput({ digest: `x${i}`, received: T0 + i * 1000, sender: s, senderKey: s, subject: `m${i}`, rpline: `Return-Path: <${s}>\n`, raw }))).id);
+  }
+  return ids;
+}
+
+test('deleted mail waits in the trash: pending list --trash shows it and pending restore brings it back', async (t) => {
+  const home = await makeHome();
+  const [a, b] = await withStore(home, (s) => holdSome(s, ['a@example.com', 'b@example.com']));
+  const del = await vouch(['pending', 'delete', a ?? ''], { env: home.env });
+  t.is(del.code, 0, del.stderr);
+  t.deepEqual((await pendingList(home)).map((m) => m.id), [b]);
+  const trash = await vouch(['pending', 'list', '--trash', '--json'], { env: home.env });
+  const rows = JSON.parse(trash.stdout) as { id: string; sender: string }[];
+  t.deepEqual(rows.map((r) => [r.id, r.sender]), [[a, 'a@example.com']]);
+  const restore = await vouch(['pending', 'restore', a ?? '', b ?? ''], { env: home.env });
+  t.is(restore.stdout.trim(), `1 restored; not in the trash: ${b}`);
+  t.is(restore.code, 1, 'an id that was not in the trash is an error');
+  t.deepEqual((await pendingList(home)).map((m) => m.id).sort(), [a, b].sort());
+  t.regex((await vouch(['pending', 'list', '--trash'], { env: home.env })).stdout, /the trash is empty/);
+  const raw = await vouch(['pending', 'show', '--raw', a ?? ''], { env: home.env });
+  t.is(raw.stdout, 'From: a@example.com\nSubject: m0\n\nbody 0\n', 'byte for byte');
+});
+
+test('expire empties the trash of mail deleted more than pending.trash ago, and forgets old undos', async (t) => {
+  const home = await makeHome();
+  const config = loadConfig(home.dir, home.env);
+  t.is(config.pending.trash, 7 * DAY, 'the default is 7 days');
+  await withStore(home, async (store) => {
+    const [old, recent] = await holdSome(store, ['old@example.com', 'new@example.com']);
+    const first = await decideHeld(store, config, [old ?? ''], 'delete', T0 + DAY);
+    await decideHeld(store, config, [recent ?? ''], 'delete', T0 + 5 * DAY);
+    t.is(await expire(store, config, T0 + 9 * DAY), '0 expired, 1 emptied from the trash');
+    t.deepEqual((await store.trash()).map((h) => h.id), [recent]);
+    t.is(await store.raw(old ?? ''), undefined);
+    t.truthy(await store.raw(recent ?? ''));
+    t.is(await store.action(first.undo ?? 0), undefined, 'the undo of an action older than the trash is gone');
+    t.regex(await undoAction(store, config, first.undo ?? 0, T0 + 9 * DAY), /nothing to undo/);
+  });
+});
+
+test('the undo of release + whitelist takes unread mail back out of the Maildir, and the list entry off', async (t) => {
+  const home = await makeHome();
+  const config = loadConfig(home.dir, home.env);
+  await withStore(home, async (store) => {
+    const [a, b] = await holdSome(store, ['carol@example.net', 'carol@example.net']);
+    const res = await decideHeld(store, config, [a ?? '', b ?? ''], 'release-whitelist', T0 + 1000);
+    t.is(res.summary, '2 released, 1 sender(s) whitelisted: carol@example.net');
+    t.is(maildirFiles(home.maildir).length, 2);
+    t.deepEqual((await store.listPatterns('white')).map((p) => p.pattern), ['carol@example.net']);
+    const said = await undoAction(store, config, res.undo ?? 0, T0 + 2000);
+    t.is(said, 'Undone: 2 back in the held mail, 1 list entry removed');
+    t.deepEqual(maildirFiles(home.maildir), []);
+    t.deepEqual(await store.listPatterns('white'), []);
+    const held = await store.list();
+    t.deepEqual(held.map((h) => h.id).sort(), [a, b].sort());
+    t.is((await store.raw(a ?? ''))?.toString(), 'From: carol@example.net\nSubject: m0\n\nbody 0\n');
+    // Released again, one file read by the mail program (moved to cur/): that one stays there.
+    const again = await decideHeld(store, config, [a ?? '', b ?? ''], 'release', T0 + 3000);
+    const files = maildirFiles(home.maildir);
+    const { renameSync } = await import('node:fs');
+    renameSync(join(home.maildir, 'new', files[0]?.name ?? ''), join(home.maildir, 'cur', `${files[0]?.name ?? ''}:2,S`));
+    t.is(await undoAction(store, config, again.undo ?? 0, T0 + 4000), 'Undone: 1 back in the held mail, 1 already read in your mailbox, left there');
+    t.is((await store.list()).length, 1);
+  });
+});
+
+test('block replaces a whitelist entry, and its undo puts the whitelist entry back as it was', async (t) => {
+  const home = await makeHome();
+  const config = loadConfig(home.dir, home.env);
+  await withStore(home, async (store) => {
+    await store.addPatterns('white', [{ key: 'a:dave@example.com', text: 'dave@example.com' }], T0 - DAY, { source: 'confirmation', note: 'x' });
+    const [id] = await holdSome(store, ['dave@example.com']);
+    const res = await decideHeld(store, config, [id ?? ''], 'delete-blacklist', T0);
+    t.deepEqual((await store.listEntries('black')).map((e) => [e.pattern, e.source]), [['dave@example.com', 'block']]);
+    t.deepEqual(await store.listEntries('white'), []);
+    await undoAction(store, config, res.undo ?? 0, T0 + 1);
+    t.deepEqual(await store.listEntries('black'), []);
+    t.deepEqual((await store.listEntries('white')).map((e) => [e.pattern, e.added, e.source, e.note]), [['dave@example.com', T0 - DAY, 'confirmation', 'x']]);
+  });
+});
+
+test('a list entry made from mail is the exact address, even one that reads like a pattern', async (t) => {
+  const home = await makeHome();
+  const config = loadConfig(home.dir, home.env);
+  await withStore(home, async (store) => {
+    const [id] = await holdSome(store, ['list-default@example.com']);
+    await decideHeld(store, config, [id ?? ''], 'delete-blacklist', T0);
+    t.deepEqual((await store.listEntries('black')).map((e) => e.key), ['a:list-default@example.com']);
+  });
+});
+
+test('the event log keeps what happened to held mail, newest first, at most 500', async (t) => {
+  const home = await makeHome();
+  const config = loadConfig(home.dir, home.env);
+  await withStore(home, async (store) => {
+    const [a, b] = await holdSome(store, ['a@example.com', 'b@example.com']);
+    await decideHeld(store, config, [a ?? ''], 'delete', T0 + 5000);
+    await store.restore([a ?? ''], T0 + 6000);
+    await decideHeld(store, config, [b ?? ''], 'release', T0 + 7000);
+    const kinds = (await store.events()).map((e) => `${e.kind} ${e.sender}`);
+    t.deepEqual(kinds, ['released b@example.com', 'restored a@example.com', 'deleted a@example.com', 'challenge suppressed b@example.com', 'held b@example.com', 'challenge suppressed a@example.com', 'held a@example.com']);
+    for (let i = 0; i < 300; i++) await store.hold(holdInput({ digest: `many${i}`, received: T0 + i, raw: Buffer.from(`Subject: ${i}\n\n${i}\n`) }));
+    const events = await store.events(10_000);
+    t.is(events.length, 500);
+    t.is(events[0]?.kind, 'challenge suppressed');
+  });
+});
+
+test('the parser pool reuses its workers, and 8-bit text without a charset reads as Latin-1', async (t) => {
+  const before = parserStats().spawned;
+  for (let i = 0; i < 6; i++) {
+    const v = await parseMessage(Buffer.from(`Subject: ${i}\n\nhello ${i}\n`), { maxBytes: 10_000 });
+    t.is(v.text?.trim(), `hello ${i}`);
+  }
+  t.true(parserStats().spawned - before <= 2, `at most two workers for six parses (${parserStats().spawned - before})`);
+  const latin1 = Buffer.concat([Buffer.from('Subject: caf\xe9\n\n', 'latin1'), Buffer.from('Caf\xe9 cr\xe8me, \xe0 bient\xf4t\n', 'latin1')]);
+  t.is((await parseMessage(latin1, { maxBytes: 10_000 })).text?.trim(), 'Café crème, à bientôt');
+  const typed = Buffer.concat([Buffer.from('Content-Type: text/plain; format=flowed\n\n'), Buffer.from('na\xefve\n', 'latin1')]);
+  t.is((await parseMessage(typed, { maxBytes: 10_000 })).text?.trim(), 'naïve');
+  const utf8 = Buffer.from('Subject: x\n\nCafé in UTF-8\n');
+  t.is((await parseMessage(utf8, { maxBytes: 10_000 })).text?.trim(), 'Café in UTF-8');
+  const declared = Buffer.concat([Buffer.from('Content-Type: text/plain; charset=iso-8859-2\n\n'), Buffer.from([0xb1, 0x0a])]);
+  t.is((await parseMessage(declared, { maxBytes: 10_000 })).text?.trim(), 'ą', 'a declared charset is kept');
+});
+
+test('a session ends at its absolute lifetime however busy it is', (t) => {
+  let now = T0;
+  const sessions = new Sessions({ idleMs: 3_600_000, lifeMs: 8 * 3_600_000, now: () => now });
+  const s = sessions.create();
+  for (let half = 1; half < 16; half++) {
+    now = T0 + half * 1_800_000;
+    t.truthy(sessions.get(s.id), `alive after ${half / 2} hours`);
+  }
+  now = T0 + 8 * 3_600_000;
+  t.is(sessions.get(s.id), undefined);
+  const idle = sessions.create();
+  now += 3_600_000;
+  t.is(sessions.get(idle.id), undefined, 'the idle limit still holds');
+});
+
+test('a stale session lands on the login page and comes back to where it was; oversize posts get a styled error', async (t) => {
+  const home = await makeHome();
+  const app = await buildApp({ home: home.dir, listen: '127.0.0.1:8025' });
+  const token = readFileSync(join(home.dir, 'web-token'), 'utf8').trim();
+  const host = { host: '127.0.0.1:8025' };
+  const first = await app.inject({ method: 'GET', url: '/messages?q=invoice&size=25', headers: { ...host, cookie: 'vouch_session_8025=stale' } });
+  t.is(first.statusCode, 303);
+  t.is(first.headers['location'], '/login');
+  const next = [first.headers['set-cookie']].flat().find((c) => String(c).startsWith('vouch_next_8025='));
+  t.regex(String(next), /HttpOnly/);
+  const login = await app.inject({ method: 'GET', url: '/login', headers: { ...host, cookie: String(next).split(';')[0] ?? '' } });
+  t.is(login.statusCode, 200);
+  t.regex(login.body, /Log in/);
+  t.regex(login.body, /<link rel="stylesheet" href="\/static\/style.css">/, 'the login page is the styled one');
+  const csrfCookie = [login.headers['set-cookie']].flat().map((c) => String(c).split(';')[0]).join('; ');
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(login.body)?.[1] ?? '';
+  const post = await app.inject({
+    method: 'POST', url: '/login', payload: `_csrf=${encodeURIComponent(csrf)}&secret=${encodeURIComponent(token)}`,
+    headers: { ...host, origin: 'http://127.0.0.1:8025', 'content-type': 'application/x-www-form-urlencoded', cookie: `${String(next).split(';')[0]}; ${csrfCookie}` },
+  });
+  t.is(post.statusCode, 303);
+  t.is(post.headers['location'], '/messages?q=invoice&size=25');
+  const session = [post.headers['set-cookie']].flat().map((c) => String(c).split(';')[0]).find((c) => c?.startsWith('vouch_session_8025=')) ?? '';
+  const big = await app.inject({
+    method: 'POST', url: '/act', payload: `ids=${'a'.repeat(3 * 1024 * 1024)}`,
+    headers: { ...host, origin: 'http://127.0.0.1:8025', 'content-type': 'application/x-www-form-urlencoded', cookie: session },
+  });
+  t.is(big.statusCode, 413);
+  t.regex(String(big.headers['content-type']), /^text\/html/);
+  t.regex(big.body, /<link rel="stylesheet"/);
+  await app.close();
+});
