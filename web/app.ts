@@ -429,19 +429,12 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       const { filter } = await filterOf(readPlace(body, 'messages'));
       targets = await store.heldIds(filter, MAX_ALL);
     } else {
-      targets = [...ids];
-      for (const key of senders) targets.push(...(await store.heldFrom(key)).map((h) => h.id));
+      targets = [...ids, ...(await store.heldOf(senders))];
     }
     if (wholeSender && targets.length > 0) {
       // Allow and Block settle the sender, not one message: their other held mail goes too.
-      const keys = new Set<string>();
-      for (const id of targets) {
-        const h = await store.get(id);
-        if (h && (h.state === 'held' || h.state === 'releasing')) keys.add(h.senderKey);
-      }
-      const more = new Set(targets);
-      for (const key of keys) for (const h of await store.heldFrom(key)) more.add(h.id);
-      targets = [...more].slice(0, MAX_ALL);
+      const keys = (await store.getMany(targets)).filter((h) => h.state === 'held' || h.state === 'releasing').map((h) => h.senderKey);
+      targets = [...new Set([...targets, ...(await store.heldOf(keys))])].slice(0, MAX_ALL);
     }
     targets = [...new Set(targets)];
     if (targets.length === 0) {
@@ -452,9 +445,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       // Blacklisting with care: a list's, a bounce's or a robot's envelope sender is rarely the one
       // to block; ask, and offer the From address or its domain.
       const risky: Record<string, unknown>[] = [];
-      for (const id of targets.slice(0, 2000)) {
-        const h = await store.get(id);
-        if (h && riskyToBlock(kindOf(h), h) && !risky.some((r) => r['sender'] === (plain(h.sender) || '<>'))) {
+      for (const h of await store.getMany(targets)) {
+        if (risky.length < 50 && riskyToBlock(kindOf(h), h) && !risky.some((r) => r['sender'] === (plain(h.sender) || '<>'))) {
           const from = headerAddress(h.fromHeader);
           risky.push({ sender: plain(h.sender) || '<>', kind: kindOf(h).label, from: from ?? '', domain: from ? `@${domainOf(from)}` : '' });
         }

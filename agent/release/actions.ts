@@ -60,7 +60,7 @@ export async function decideHeld(
   now: number = Date.now(),
   opts: { readonly listAs?: ListAs } = {},
 ): Promise<ActionResult> {
-  const heldBefore = (await Promise.all(ids.map((id) => store.get(id)))).filter((h): h is Held => h !== undefined && (h.state === 'held' || h.state === 'releasing'));
+  const heldBefore = (await store.getMany(ids)).filter((h) => h.state === 'held' || h.state === 'releasing');
   let done: readonly string[];
   let change: ListChange = { added: [], displaced: [] };
   const released: { id: string; name: string }[] = [];
@@ -69,10 +69,7 @@ export async function decideHeld(
   if (action === 'release' || action === 'release-whitelist') {
     if (action === 'release-whitelist') change = await store.changeList('white', senderPatterns(heldBefore, opts.listAs), now, origin('release', heldBefore));
     done = (await release(store, config, ids, now)).released;
-    for (const id of done) {
-      const name = (await store.get(id))?.maildirName;
-      if (name) released.push({ id, name });
-    }
+    for (const h of await store.getMany(done)) if (h.maildirName) released.push({ id: h.id, name: h.maildirName });
   } else {
     const deleted = await store.delete(ids, now);
     done = deleted.map((h) => h.id);
@@ -82,7 +79,8 @@ export async function decideHeld(
       await recordBadClients(store, config, deleted, now, 'deleted with blacklist');
     }
   }
-  const missing = ids.filter((id) => !done.includes(id));
+  const doneSet = new Set(done);
+  const missing = ids.filter((id) => !doneSet.has(id));
   const verb = action.startsWith('release') ? 'released' : 'deleted';
   const patterns = change.added.map((e) => e.pattern);
   const listed = patterns.length;

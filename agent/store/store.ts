@@ -597,16 +597,29 @@ export class Store {
     return this.#listsTx(async () => {
       const added: ListEntry[] = [];
       const displaced: ListEntry[] = [];
-      for (const p of patterns) {
-        const old = await this.db.all<ListEntry>('SELECT key, list, pattern, added, source, note FROM lists WHERE key = ?', [p.key]);
-        if (old.some((e) => e.list === list)) continue;
-        for (const e of old) {
-          await this.db.run('DELETE FROM lists WHERE key = ? AND list = ?', [e.key, e.list]);
-          displaced.push(e);
+      const byKey = new Map(patterns.map((p) => [p.key, p]));
+      const present = new Map<string, ListEntry[]>();
+      for (const part of chunks([...byKey.keys()])) {
+        const rows = await this.db.all<ListEntry>(`SELECT key, list, pattern, added, source, note FROM lists WHERE key IN (${part.map(() => '?').join(',')})`, part);
+        for (const e of rows) present.set(e.key, [...(present.get(e.key) ?? []), e]);
+      }
+      const del = await this.db.prepare('DELETE FROM lists WHERE key = ? AND list = ?');
+      const ins = await this.db.prepare('INSERT INTO lists (key, list, pattern, added, source, note) VALUES (?, ?, ?, ?, ?, ?)');
+      try {
+        for (const p of byKey.values()) {
+          const old = present.get(p.key) ?? [];
+          if (old.some((e) => e.list === list)) continue;
+          for (const e of old) {
+            await stepRun(del, [e.key, e.list]);
+            displaced.push(e);
+          }
+          const e: ListEntry = { key: p.key, list, pattern: p.text, added: now, source: origin.source, note: origin.note ?? '' };
+          await stepRun(ins, [e.key, e.list, e.pattern, e.added, e.source, e.note]);
+          added.push(e);
         }
-        const e: ListEntry = { key: p.key, list, pattern: p.text, added: now, source: origin.source, note: origin.note ?? '' };
-        await this.db.run('INSERT INTO lists (key, list, pattern, added, source, note) VALUES (?, ?, ?, ?, ?, ?)', [e.key, e.list, e.pattern, e.added, e.source, e.note]);
-        added.push(e);
+      } finally {
+        await finalize(del);
+        await finalize(ins);
       }
       return { added, displaced };
     });
@@ -617,9 +630,14 @@ export class Store {
     if (change.added.length === 0 && change.displaced.length === 0) return 0;
     return this.#listsTx(async () => {
       let n = 0;
-      for (const e of change.added) n += (await this.db.run('DELETE FROM lists WHERE key = ? AND list = ? AND added = ?', [e.key, e.list, e.added])).changes;
-      for (const e of change.displaced) {
-        await this.db.run('INSERT OR IGNORE INTO lists (key, list, pattern, added, source, note) VALUES (?, ?, ?, ?, ?, ?)', [e.key, e.list, e.pattern, e.added, e.source, e.note]);
+      const del = await this.db.prepare('DELETE FROM lists WHERE key = ? AND list = ? AND added = ?');
+      const ins = await this.db.prepare('INSERT OR IGNORE INTO lists (key, list, pattern, added, source, note) VALUES (?, ?, ?, ?, ?, ?)');
+      try {
+        for (const e of change.added) n += await stepRun(del, [e.key, e.list, e.added]);
+        for (const e of change.displaced) await stepRun(ins, [e.key, e.list, e.pattern, e.added, e.source, e.note]);
+      } finally {
+        await finalize(del);
+        await finalize(ins);
       }
       return n;
     });
@@ -917,16 +935,19 @@ export class Store {
 
   /** Deletes held messages; returns the ones that were held (for blacklisting their senders).
    * Deleted mail keeps its body (the trash: restore() brings it back until emptyTrash()); expired
-   * mail does not. */
+   * mail does not. A few statements per CHUNK ids, so "all matching" on thousands stays quick. */
   async delete(ids: readonly string[], now: number, kind: 'deleted' | 'expired' = 'deleted'): Promise<Held[]> {
     return this.db.tx(async () => {
       const out: Held[] = [];
-      for (const id of ids) {
-        const r = await this.db.get<Row>(`SELECT ${META} FROM messages WHERE id = ? AND state = 'held'`, [id]);
-        if (!r) continue;
-        await this.db.run(`UPDATE messages SET state = ?, settled = ? WHERE id = ?`, [kind, now, id]);
-        if (kind === 'expired') await this.db.run('DELETE FROM bodies WHERE id = ?', [id]);
-        out.push(toHeld(r));
+      for (const part of chunks(unique(ids))) {
+        const marks = part.map(() => '?').join(',');
+        const rows = await this.db.all<Row>(`SELECT ${META} FROM messages WHERE state = 'held' AND id IN (${marks})`, part);
+        if (rows.length === 0) continue;
+        const got = rows.map((r) => r.id);
+        const these = got.map(() => '?').join(',');
+        await this.db.run(`UPDATE messages SET state = ?, settled = ? WHERE state = 'held' AND id IN (${these})`, [kind, now, ...got]);
+        if (kind === 'expired') await this.db.run(`DELETE FROM bodies WHERE id IN (${these})`, got);
+        out.push(...rows.map(toHeld));
       }
       if (out.length > 0) await this.count(kind, now, out.length);
       return out;
@@ -937,17 +958,41 @@ export class Store {
   async restore(ids: readonly string[], now: number): Promise<Held[]> {
     return this.db.tx(async () => {
       const out: Held[] = [];
-      for (const id of ids) {
-        const r = await this.db.get<Row>(
-          `SELECT ${META} FROM messages WHERE id = ? AND state = 'deleted' AND EXISTS (SELECT 1 FROM bodies WHERE bodies.id = messages.id)`,
-          [id],
+      for (const part of chunks(unique(ids))) {
+        const rows = await this.db.all<Row>(
+          `SELECT ${META} FROM messages WHERE state = 'deleted' AND id IN (${part.map(() => '?').join(',')})
+             AND EXISTS (SELECT 1 FROM bodies WHERE bodies.id = messages.id AND bodies.seq = 0)`,
+          part,
         );
-        if (!r) continue;
-        await this.db.run(`UPDATE messages SET state = 'held', settled = ? WHERE id = ?`, [now, id]);
-        out.push(toHeld({ ...r, state: 'held' }));
+        if (rows.length === 0) continue;
+        const got = rows.map((r) => r.id);
+        await this.db.run(`UPDATE messages SET state = 'held', settled = ? WHERE state = 'deleted' AND id IN (${got.map(() => '?').join(',')})`, [now, ...got]);
+        out.push(...rows.map((r) => toHeld({ ...r, state: 'held' })));
       }
       return out;
     });
+  }
+
+  /** Messages by id (any state), in one query a CHUNK ids; unknown ids are left out. */
+  async getMany(ids: readonly string[]): Promise<Held[]> {
+    const out: Held[] = [];
+    for (const part of chunks(unique(ids))) {
+      out.push(...(await this.db.all<Row>(`SELECT ${META} FROM messages WHERE id IN (${part.map(() => '?').join(',')})`, part)).map(toHeld));
+    }
+    return out;
+  }
+
+  /** The ids of all held mail of these senders (by key). */
+  async heldOf(senderKeys: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const part of chunks(unique(senderKeys))) {
+      const rows = await this.db.all<{ id: string }>(
+        `SELECT id FROM messages INDEXED BY messages_held_sender WHERE state IN ('held', 'releasing') AND sender_key IN (${part.map(() => '?').join(',')})`,
+        part,
+      );
+      out.push(...rows.map((r) => r.id));
+    }
+    return out;
   }
 
   /** Deleted messages that can still be restored, most recently deleted first. */
@@ -1403,6 +1448,19 @@ const BLOCK = 'net, count, first_seen, last_seen, listed_until, repeats, why';
 
 function toBlock(r: BlockRow): BlockEntry {
   return Object.freeze({ net: r.net, count: r.count, firstSeen: r.first_seen, lastSeen: r.last_seen, listedUntil: r.listed_until, repeats: r.repeats, why: r.why });
+}
+
+/** Ids (or keys) in groups small enough for one `IN (…)` each. */
+const CHUNK = 500;
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+function unique(items: readonly string[]): string[] {
+  return [...new Set(items)];
 }
 
 function likeOf(search: string): string {
