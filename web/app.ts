@@ -18,7 +18,7 @@ import { ConfigError } from '../agent/failure/failure.js';
 import { bytesToText, cleanText, readHeaders } from '../agent/mail/header.js';
 import { homePaths, packageRoot, readSecret, readWebToken, type HomePaths } from '../agent/home/home.js';
 import { isId } from '../agent/store/ids.js';
-import { ParseError, parseAttachment, parseMessage, type ParsedView } from '../agent/mail/parse.js';
+import { ParseError, parseAttachment, parseMessage, warmParser, type ParsedView } from '../agent/mail/parse.js';
 import { dayOf, LOG_KEEP, Store, type Held, type ListName, type ListQuery } from '../agent/store/store.js';
 import { hostAllowed, LoginThrottle, parseListen, parsePasswordHash, sameOrigin, sameSecret, Sessions, verifyPassword, type Listen, type Notice, type Session } from './auth.js';
 import { activityChart, challengeText, fmtSize, fmtTime, loadTemplates, plain, type Render } from './views.js';
@@ -126,6 +126,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     await store.close();
     throw err;
   }
+  warmParser();
   const sessions = new Sessions({ now });
   const nextCookie = () => `vouch_next_${listen.port}`;
   const throttle = new LoginThrottle(10, now);
