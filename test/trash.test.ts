@@ -201,3 +201,32 @@ test('a stale session lands on the login page and comes back to where it was; ov
   t.regex(big.body, /<link rel="stylesheet"/);
   await app.close();
 });
+
+test('the counts the triggers keep by reason and by sender always equal a fresh count of the held mail', async (t) => {
+  const home = await makeHome();
+  const config = loadConfig(home.dir, home.env);
+  await withStore(home, async (store) => {
+    const fresh = async () => ({
+      why: await store.db.all(`SELECT reason, challenge, challenge_note AS note, count(*) AS n FROM messages WHERE state IN ('held', 'releasing') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`),
+      senders: await store.db.all(`SELECT sender_key, count(*) AS n, max(received) AS last FROM messages WHERE state IN ('held', 'releasing') GROUP BY 1 ORDER BY 1`),
+    });
+    const kept = async () => ({
+      why: await store.db.all('SELECT reason, challenge, note, n FROM held_why ORDER BY 1, 2, 3'),
+      senders: await store.db.all('SELECT sender_key, n, last FROM held_senders ORDER BY 1'),
+    });
+    const ids = await holdSome(store, ['a@example.com', 'a@example.com', 'b@example.com', 'c@example.com', 'a@example.com']);
+    t.deepEqual(await kept(), await fresh(), 'after holding');
+    await store.challengeSent(ids[1] ?? '');
+    await store.setChallenge(ids[2] ?? '', 'failed', 'ECONNREFUSED');
+    t.deepEqual(await kept(), await fresh(), 'after challenges changed');
+    const del = await decideHeld(store, config, [ids[4] ?? '', ids[2] ?? ''], 'delete', T0 + 10_000);
+    t.deepEqual(await kept(), await fresh(), 'after deleting the newest of a sender');
+    await decideHeld(store, config, [ids[0] ?? ''], 'release', T0 + 11_000);
+    t.deepEqual(await kept(), await fresh(), 'after a release');
+    await undoAction(store, config, del.undo ?? 0, T0 + 12_000);
+    t.deepEqual(await kept(), await fresh(), 'after a restore');
+    await expire(store, config, T0 + 30 * DAY);
+    t.deepEqual(await kept(), await fresh(), 'after expiry and pruning');
+    t.deepEqual((await kept()).senders, []);
+  });
+});

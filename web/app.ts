@@ -18,6 +18,7 @@ import { ConfigError } from '../agent/failure/failure.js';
 import { bytesToText, cleanText, readHeaders } from '../agent/mail/header.js';
 import { homePaths, packageRoot, readSecret, readWebToken, type HomePaths } from '../agent/home/home.js';
 import { isId } from '../agent/store/ids.js';
+import { recentDeliveries } from '../agent/store/journal.js';
 import { ParseError, parseAttachment, parseMessage, warmParser, type ParsedView } from '../agent/mail/parse.js';
 import { dayOf, LOG_KEEP, Store, type Held, type ListName, type ListQuery } from '../agent/store/store.js';
 import { hostAllowed, LoginThrottle, parseListen, parsePasswordHash, sameOrigin, sameSecret, Sessions, verifyPassword, type Listen, type Notice, type Session } from './auth.js';
@@ -282,6 +283,13 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     return { filter, chips };
   }
 
+  /** How many held messages match: from the counts by reason when only a reason filters. */
+  async function countOf(p: Place, chips: ReturnType<typeof kinds>, total: number, filter: ListQuery): Promise<number> {
+    if (p.q || p.reason || p.sender !== undefined) return store.countHeld(filter);
+    if (p.why) return chips.list.find((k) => k.key === p.why)?.n ?? 0;
+    return total;
+  }
+
   function chipsView(p: Place, chips: ReturnType<typeof kinds>) {
     return chips.list.map((k) => ({ label: k.label, n: k.n, href: placeUrl({ ...p, why: k.key, reason: undefined, page: 1 }), active: k.key === p.why, key: k.key }));
   }
@@ -328,7 +336,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     const p = readPlace(req.query, 'senders');
     const { filter, chips } = await filterOf(p);
     const total = chips.list.reduce((n, k) => n + k.n, 0);
-    const [matching, senderCount] = await Promise.all([p.q || p.reason || p.why ? store.countHeld(filter) : Promise.resolve(total), store.countSenders(filter)]);
+    const [matching, senderCount] = await Promise.all([countOf(p, chips, total, filter), store.countSenders(filter)]);
     const pages = Math.max(1, Math.ceil(senderCount / p.size));
     const here = { ...p, page: Math.min(p.page, pages) };
     const groups = await store.senders({ ...filter, limit: here.size, offset: (here.page - 1) * here.size });
@@ -367,7 +375,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     const p = readPlace(req.query, 'messages');
     const { filter, chips } = await filterOf(p);
     const total = chips.list.reduce((n, k) => n + k.n, 0);
-    const matching = p.q || p.reason || p.why || p.sender !== undefined ? await store.countHeld(filter) : total;
+    const matching = await countOf(p, chips, total, filter);
     const pages = Math.max(1, Math.ceil(matching / p.size));
     const here = { ...p, page: Math.min(p.page, pages) };
     const rows = await store.heldPage({ ...filter, limit: here.size, offset: (here.page - 1) * here.size });
@@ -726,7 +734,11 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     const today = now();
     const since = dayOf(today - 29 * 86_400_000);
     const chart = activityChart(await store.activity(since), today, 30);
-    const log = (await store.events(LOG_KEEP)).map((e) => ({
+    // The store's events and the direct deliveries of the journal (the whitelisted path never
+    // opens the store), merged by time; the last LOG_KEEP of them.
+    const direct = recentDeliveries(store.home, LOG_KEEP).map((d, i) => ({ id: -i, at: d.at, kind: 'delivered', ref: '', sender: '', detail: d.name }));
+    const merged = [...(await store.events(LOG_KEEP)), ...direct].sort((a, b) => b.at - a.at).slice(0, LOG_KEEP);
+    const log = merged.map((e) => ({
       at: fmtTime(e.at),
       kind: e.kind,
       cls: `ev-${e.kind.replace(/[^a-z]+/g, '-')}`,

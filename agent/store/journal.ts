@@ -3,7 +3,7 @@
 // Maildir name chosen for it; a retry finds it and does not write the message a second time. The
 // day folders also count the deliveries per day for the activity chart, and expire prunes them.
 
-import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { failpoint } from '../failure/failpoint.js';
 
@@ -167,6 +167,38 @@ export function countByDay(home: string, sinceDay: string): { day: string; n: nu
     }
   }
   return out.sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : 0));
+}
+
+/** The newest direct deliveries (`limit` at most, newest first): when each was claimed and the
+ * Maildir name it got. For the review page's event log; reads the newest day folders only. */
+export function recentDeliveries(home: string, limit: number): { at: number; name: string }[] {
+  const out: { at: number; name: string }[] = [];
+  for (const day of days(home).sort().reverse()) {
+    const dir = join(home, JOURNAL_DIR, day);
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((f) => !f.startsWith(TMP));
+    } catch {
+      continue;
+    }
+    const found: { at: number; path: string }[] = [];
+    for (const f of names) {
+      const st = statSync(join(dir, f), { throwIfNoEntry: false });
+      if (st) found.push({ at: st.mtimeMs, path: join(dir, f) });
+    }
+    found.sort((a, b) => b.at - a.at);
+    for (const f of found.slice(0, limit - out.length)) {
+      let name = '';
+      try {
+        name = readFileSync(f.path, 'latin1').trim();
+      } catch {
+        /* pruned meanwhile */
+      }
+      out.push({ at: Math.floor(f.at), name });
+    }
+    if (out.length >= limit) break;
+  }
+  return out;
 }
 
 /** Removes the day folders before `beforeDay` (their claims only kept retries idempotent). */

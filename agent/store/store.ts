@@ -112,7 +112,9 @@ CREATE INDEX outgoing_at ON outgoing(at);
 ALTER TABLE messages ADD COLUMN digested INTEGER;`,
   // 7 → 8: the review page as a triage tool. Each list entry says why it is there (source: how it
   // came, note: from what); the actions the user can undo (what each one did, as JSON); the last
-  // LOG_KEEP events, written by triggers so no delivery path changes; the sender view's index.
+  // LOG_KEEP events, written by triggers so no delivery path changes; the sender view's index, and
+  // the held mail counted by reason and by sender (kept by triggers: the page's filters and its
+  // sender view read a few rows instead of grouping 100,000).
   // Deleted mail keeps its body for pending.trash (the trash); the trash index finds it.
   7: `
 ALTER TABLE lists ADD COLUMN source TEXT NOT NULL DEFAULT '';
@@ -172,7 +174,53 @@ CREATE TRIGGER log_dropped AFTER UPDATE OF n ON events WHEN NEW.kind = 'dropped'
   INSERT INTO log (at, kind, detail) VALUES (CAST(unixepoch('subsec') * 1000 AS INTEGER), 'dropped', '');
 END;
 CREATE INDEX messages_held_sender ON messages(sender_key, received) WHERE state IN ('held', 'releasing');
-CREATE INDEX messages_held_why ON messages(reason, challenge, challenge_note, received) WHERE state IN ('held', 'releasing');
+CREATE TABLE held_why (
+  reason TEXT NOT NULL,
+  challenge TEXT NOT NULL,
+  note TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (reason, challenge, note)
+) WITHOUT ROWID;
+CREATE TABLE held_senders (
+  sender_key TEXT PRIMARY KEY,
+  n INTEGER NOT NULL,
+  last INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX held_senders_last ON held_senders(last, sender_key);
+INSERT INTO held_why (reason, challenge, note, n)
+  SELECT reason, challenge, challenge_note, count(*) FROM messages WHERE state IN ('held', 'releasing') GROUP BY reason, challenge, challenge_note;
+INSERT INTO held_senders (sender_key, n, last)
+  SELECT sender_key, count(*), max(received) FROM messages WHERE state IN ('held', 'releasing') GROUP BY sender_key;
+CREATE TRIGGER held_in AFTER INSERT ON messages WHEN NEW.state IN ('held', 'releasing') BEGIN
+  INSERT INTO held_why (reason, challenge, note, n) VALUES (NEW.reason, NEW.challenge, NEW.challenge_note, 1)
+    ON CONFLICT (reason, challenge, note) DO UPDATE SET n = n + 1;
+  INSERT INTO held_senders (sender_key, n, last) VALUES (NEW.sender_key, 1, NEW.received)
+    ON CONFLICT (sender_key) DO UPDATE SET n = n + 1, last = max(last, excluded.last);
+END;
+CREATE TRIGGER held_change AFTER UPDATE OF state, reason, challenge, challenge_note ON messages
+  WHEN OLD.state IN ('held', 'releasing') OR NEW.state IN ('held', 'releasing') BEGIN
+  UPDATE held_why SET n = n - 1
+    WHERE OLD.state IN ('held', 'releasing') AND reason = OLD.reason AND challenge = OLD.challenge AND note = OLD.challenge_note;
+  INSERT INTO held_why (reason, challenge, note, n) SELECT NEW.reason, NEW.challenge, NEW.challenge_note, 1 WHERE NEW.state IN ('held', 'releasing')
+    ON CONFLICT (reason, challenge, note) DO UPDATE SET n = n + 1;
+  DELETE FROM held_why WHERE n <= 0;
+  UPDATE held_senders SET n = n - 1,
+      last = coalesce((SELECT max(received) FROM messages INDEXED BY messages_held_sender WHERE sender_key = OLD.sender_key AND state IN ('held', 'releasing')), last)
+    WHERE sender_key = OLD.sender_key AND OLD.state IN ('held', 'releasing') AND NEW.state NOT IN ('held', 'releasing');
+  INSERT INTO held_senders (sender_key, n, last) SELECT NEW.sender_key, 1, NEW.received
+    WHERE NEW.state IN ('held', 'releasing') AND OLD.state NOT IN ('held', 'releasing')
+    ON CONFLICT (sender_key) DO UPDATE SET n = n + 1, last = max(last, excluded.last);
+  DELETE FROM held_senders WHERE sender_key = OLD.sender_key AND n <= 0;
+END;
+CREATE TRIGGER held_out AFTER DELETE ON messages WHEN OLD.state IN ('held', 'releasing') BEGIN
+  UPDATE held_why SET n = n - 1 WHERE reason = OLD.reason AND challenge = OLD.challenge AND note = OLD.challenge_note;
+  DELETE FROM held_why WHERE n <= 0;
+  UPDATE held_senders SET n = n - 1,
+      last = coalesce((SELECT max(received) FROM messages INDEXED BY messages_held_sender WHERE sender_key = OLD.sender_key AND state IN ('held', 'releasing')), last)
+    WHERE sender_key = OLD.sender_key;
+  DELETE FROM held_senders WHERE sender_key = OLD.sender_key AND n <= 0;
+END;
+CREATE INDEX messages_held_why ON messages(reason, challenge, challenge_note, sender_key, received) WHERE state IN ('held', 'releasing');
 CREATE INDEX messages_trash ON messages(settled) WHERE state = 'deleted';`,
 };
 
@@ -1287,14 +1335,20 @@ export class Store {
     return rows.map(toHeld);
   }
 
-  /** Held mail grouped by sender, the senders with the newest mail first; never reads a body. */
+  /** Held mail grouped by sender, the senders with the newest mail first; never reads a body.
+   * Without a filter the groups come from the counts the triggers keep (held_senders). */
   async senders(q: ListQuery): Promise<SenderGroup[]> {
     const { where, params } = listFilter(q);
-    const groups = await this.db.all<{ key: string; n: number; last: number }>(
-      `SELECT sender_key AS key, count(*) AS n, max(received) AS last FROM messages INDEXED BY messages_held_sender
-         WHERE ${where} GROUP BY sender_key ORDER BY last DESC, key LIMIT ? OFFSET ?`,
-      [...params, q.limit ?? -1, q.offset ?? 0],
-    );
+    const groups = unfiltered(q)
+      ? await this.db.all<{ key: string; n: number; last: number }>(
+          'SELECT sender_key AS key, n, last FROM held_senders INDEXED BY held_senders_last ORDER BY last DESC, sender_key DESC LIMIT ? OFFSET ?',
+          [q.limit ?? -1, q.offset ?? 0],
+        )
+      : await this.db.all<{ key: string; n: number; last: number }>(
+          `SELECT sender_key AS key, count(*) AS n, max(received) AS last FROM messages INDEXED BY ${groupIndex(q)}
+             WHERE ${where} GROUP BY sender_key ORDER BY last DESC, key DESC LIMIT ? OFFSET ?`,
+          [...params, q.limit ?? -1, q.offset ?? 0],
+        );
     if (groups.length === 0) return [];
     const rows = await this.db.all<Row & { rn: number }>(
       `SELECT * FROM (SELECT ${META}, row_number() OVER (PARTITION BY sender_key ORDER BY received DESC, id DESC) AS rn
@@ -1309,18 +1363,16 @@ export class Store {
   }
 
   async countSenders(q: ListQuery = {}): Promise<number> {
+    if (unfiltered(q)) return (await this.db.get<{ n: number }>('SELECT count(*) AS n FROM held_senders'))?.n ?? 0;
     const { where, params } = listFilter(q);
-    const row = await this.db.get<{ n: number }>(`SELECT count(DISTINCT sender_key) AS n FROM messages INDEXED BY messages_held_sender WHERE ${where}`, params);
+    const row = await this.db.get<{ n: number }>(`SELECT count(DISTINCT sender_key) AS n FROM messages INDEXED BY ${groupIndex(q)} WHERE ${where}`, params);
     return row?.n ?? 0;
   }
 
   /** Held messages counted by (reason, challenge state, note): the review page makes its "why
    * held" filters of these. */
   async heldWhy(): Promise<(WhyKey & { n: number })[]> {
-    return this.db.all(
-      `SELECT reason, challenge, challenge_note AS note, count(*) AS n FROM messages INDEXED BY messages_held_why
-         WHERE state IN ('held', 'releasing') GROUP BY reason, challenge, challenge_note`,
-    );
+    return this.db.all('SELECT reason, challenge, note, n FROM held_why WHERE n > 0');
   }
 
   /** The ids of every held message that matches (newest first), at most `limit`. */
@@ -1461,6 +1513,17 @@ function chunks<T>(items: readonly T[]): T[][] {
 
 function unique(items: readonly string[]): string[] {
   return [...new Set(items)];
+}
+
+/** The index a grouping by sender reads: the reason index (it holds the sender too, so the
+ * filtered rows are never looked up) when only reasons filter, else the sender index. */
+function groupIndex(q: ListQuery): string {
+  return q.why !== undefined && !q.search && !q.reason && q.senderKey === undefined ? 'messages_held_why' : 'messages_held_sender';
+}
+
+/** A query with no filter: the counts kept by triggers answer it. */
+function unfiltered(q: ListQuery): boolean {
+  return !q.search && !q.reason && q.why === undefined && q.senderKey === undefined && q.challenge === undefined;
 }
 
 function likeOf(search: string): string {
