@@ -97,7 +97,7 @@ test('pending list, show, release --whitelist and delete --blacklist', async (t)
   t.regex(show.stdout, /Carol body/);
 
   const rel = await vouch(['pending', 'release', carol, '--whitelist'], { env: h.env });
-  t.is(rel.stdout, '1 released, 1 sender(s) whitelisted\n');
+  t.is(rel.stdout, '1 released, 1 sender(s) whitelisted: carol@example.net\n');
   t.is(maildirFiles(h.maildir).length, 1);
   t.regex(maildirFiles(h.maildir)[0]?.bytes.toString() ?? '', /^Return-Path: <carol@example.net>\nDelivered-To: alice@example.org\nFrom: Carol/);
   const again = await vouch(['pending', 'release', carol], { env: h.env });
@@ -107,7 +107,7 @@ test('pending list, show, release --whitelist and delete --blacklist', async (t)
   t.regex((await deliverQmail(h, 'carol@example.net', message())).stdout, /whitelisted/);
 
   const del = await vouch(['pending', 'delete', dave, '--blacklist'], { env: h.env });
-  t.is(del.stdout, '1 deleted, 1 sender(s) blacklisted\n');
+  t.is(del.stdout, `1 deleted, 1 sender(s) blacklisted: dave@example.net\n`);
   t.deepEqual(await pendingList(h), []);
   t.regex((await deliverQmail(h, 'dave@example.net', message())).stdout, /dropped: blacklisted/);
 });

@@ -686,3 +686,32 @@ test('the login throttle counts failures in a sliding window', (t) => {
   });
   t.deepEqual(seen, steps.map((s) => s[2]));
 });
+
+test('send the confirmation request now: for mail held back by a limit, not for mail already asked', async (t) => {
+  const env = await setup();
+  const { Store } = await import('../agent/store/store.js');
+  const store = await Store.open(`${env.home.dir}/vouch.db`);
+  const base = { recipient: 'alice@example.org', date: '', messageId: '<1@x>', reason: 'unknown sender', dtline: 'Delivered-To: alice@example.org\n' };
+  const limited = await store.hold({
+    ...base, digest: 'lim', received: Date.now(), sender: 'late@example.net', senderKey: 'late@example.net', fromHeader: 'Late <late@example.net>', subject: 'Held back',
+    challenge: 'suppressed', challengeNote: 'global hourly cap', rpline: 'Return-Path: <late@example.net>\n', raw: Buffer.from('From: late@example.net\nSubject: Held back\n\nhi\n'),
+  });
+  const asked = await store.hold({
+    ...base, digest: 'ask', received: Date.now(), sender: 'done@example.net', senderKey: 'done@example.net', fromHeader: 'done@example.net', subject: 'Asked',
+    challenge: 'sent', challengeNote: '', rpline: 'Return-Path: <done@example.net>\n', raw: Buffer.from('From: done@example.net\nSubject: Asked\n\nhi\n'),
+  });
+  await store.close();
+  const c = await loggedIn(env);
+  const view = await c.get(`/message/${limited.id}`);
+  t.regex(view.body, /Send the confirmation request now/);
+  t.notRegex((await c.get(`/message/${asked.id}`)).body, /Send the confirmation request now/);
+  await c.post('/challenge', { ids: [limited.id, asked.id], _csrf: await c.csrf(), back: '/messages' });
+  t.regex((await c.get('/messages')).body, /1 confirmation request\(s\) sent/);
+  const { readdirSync } = await import('node:fs');
+  const outbox = readdirSync(`${env.home.dir}/outbox`).filter((f) => f.endsWith('.eml'));
+  t.is(outbox.length, 1);
+  t.regex(readFileSync(`${env.home.dir}/outbox/${outbox[0] ?? ''}`, 'utf8'), /^To: .*late@example\.net/m);
+  const held = await pendingList(env.home);
+  t.is(held.find((m) => m.id === limited.id)?.challenge, 'sent');
+  await env.app.close();
+});
