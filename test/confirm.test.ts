@@ -61,6 +61,11 @@ test('the whole loop: held, challenged, confirmed by a reply, released byte-exac
   t.deepEqual(await pendingList(h), []);
   const wl = await vouch(['whitelist', 'list'], { env: h.env });
   t.is(wl.stdout, 'bob@example.com\n');
+  // The entry says how it came: the sender confirmed (the review page's Lists shows it).
+  const { Store } = await import('../agent/store/store.js');
+  const store = await Store.open(`${h.dir}/vouch.db`);
+  t.deepEqual((await store.listEntries('white')).map((e) => e.source), ['confirmation']);
+  await store.close();
 
   // From now on Bob's mail is delivered directly, and nothing more is sent.
   const third = message({ subject: 'Thanks' });

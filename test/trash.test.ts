@@ -230,3 +230,21 @@ test('the counts the triggers keep by reason and by sender always equal a fresh 
     t.deepEqual((await kept()).senders, []);
   });
 });
+
+test('search finds held mail by any part of the sender, From or Subject, in any case, and forgets mail that leaves', async (t) => {
+  const home = await makeHome();
+  const config = loadConfig(home.dir, home.env);
+  await withStore(home, async (store) => {
+    const [a, b] = await holdSome(store, ['Carol.Jones@example.net', 'dave@example.com']);
+    const ids = async (search: string) => (await store.list({ search })).map((h) => h.id).sort();
+    t.deepEqual(await ids('jones@EXAMPLE'), [a]);
+    t.deepEqual(await ids('example'), [a, b].sort());
+    t.deepEqual(await ids('m1'), [b], 'two characters: by LIKE');
+    t.deepEqual(await ids('"quoted'), []);
+    t.is(await store.countHeld({ search: 'dave@' }), 1);
+    await decideHeld(store, config, [b ?? ''], 'delete', T0 + 1);
+    t.deepEqual(await ids('dave@'), []);
+    await store.restore([b ?? ''], T0 + 2);
+    t.deepEqual(await ids('dave@'), [b]);
+  });
+});

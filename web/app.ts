@@ -474,9 +474,11 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       }
     }
     let goTo = back;
+    // At most MAX_ALL at once; the notice says when more were left for a second go.
+    const capped = targets.length >= MAX_ALL ? ` (at most ${MAX_ALL.toLocaleString('en')} at once: do it again for the rest)` : '';
     try {
       const res = await decideHeld(store, config, targets, action, now(), { listAs });
-      say(req, { kind: res.done.length > 0 ? 'ok' : 'error', text: res.summary, ...(res.undo !== undefined ? { undo: res.undo } : {}) });
+      say(req, { kind: res.done.length > 0 ? 'ok' : 'error', text: `${res.summary}${capped}`, ...(res.undo !== undefined ? { undo: res.undo } : {}) });
       if (nextUrl !== undefined) {
         const m = /^\/message\/([a-z2-7]+)/.exec(nextUrl);
         const nextHeld = m?.[1] ? await store.get(m[1]) : undefined;

@@ -114,7 +114,8 @@ ALTER TABLE messages ADD COLUMN digested INTEGER;`,
   // came, note: from what); the actions the user can undo (what each one did, as JSON); the last
   // LOG_KEEP events, written by triggers so no delivery path changes; the sender view's index, and
   // the held mail counted by reason and by sender (kept by triggers: the page's filters and its
-  // sender view read a few rows instead of grouping 100,000).
+  // sender view read a few rows instead of grouping 100,000), and a trigram index of the held
+  // mail's sender, From and Subject, so a search does not read every row.
   // Deleted mail keeps its body for pending.trash (the trash); the trash index finds it.
   7: `
 ALTER TABLE lists ADD COLUMN source TEXT NOT NULL DEFAULT '';
@@ -191,6 +192,21 @@ INSERT INTO held_why (reason, challenge, note, n)
   SELECT reason, challenge, challenge_note, count(*) FROM messages WHERE state IN ('held', 'releasing') GROUP BY reason, challenge, challenge_note;
 INSERT INTO held_senders (sender_key, n, last)
   SELECT sender_key, count(*), max(received) FROM messages WHERE state IN ('held', 'releasing') GROUP BY sender_key;
+CREATE VIRTUAL TABLE held_text USING fts5(sender, from_header, subject, content='messages', content_rowid='rowid', tokenize='trigram');
+INSERT INTO held_text (rowid, sender, from_header, subject) SELECT rowid, sender, from_header, subject FROM messages WHERE state IN ('held', 'releasing');
+CREATE TRIGGER held_text_in AFTER INSERT ON messages WHEN NEW.state IN ('held', 'releasing') BEGIN
+  INSERT INTO held_text (rowid, sender, from_header, subject) VALUES (NEW.rowid, NEW.sender, NEW.from_header, NEW.subject);
+END;
+CREATE TRIGGER held_text_change AFTER UPDATE OF state ON messages
+  WHEN (OLD.state IN ('held', 'releasing')) <> (NEW.state IN ('held', 'releasing')) BEGIN
+  INSERT INTO held_text (held_text, rowid, sender, from_header, subject) SELECT 'delete', OLD.rowid, OLD.sender, OLD.from_header, OLD.subject
+    WHERE OLD.state IN ('held', 'releasing');
+  INSERT INTO held_text (rowid, sender, from_header, subject) SELECT NEW.rowid, NEW.sender, NEW.from_header, NEW.subject
+    WHERE NEW.state IN ('held', 'releasing');
+END;
+CREATE TRIGGER held_text_out AFTER DELETE ON messages WHEN OLD.state IN ('held', 'releasing') BEGIN
+  INSERT INTO held_text (held_text, rowid, sender, from_header, subject) VALUES ('delete', OLD.rowid, OLD.sender, OLD.from_header, OLD.subject);
+END;
 CREATE TRIGGER held_in AFTER INSERT ON messages WHEN NEW.state IN ('held', 'releasing') BEGIN
   INSERT INTO held_why (reason, challenge, note, n) VALUES (NEW.reason, NEW.challenge, NEW.challenge_note, 1)
     ON CONFLICT (reason, challenge, note) DO UPDATE SET n = n + 1;
@@ -1543,7 +1559,11 @@ function listFilter(q: ListQuery): { where: string; params: Param[] } {
     clauses.push(`(reason, challenge, challenge_note) IN (VALUES ${why.map(() => '(?, ?, ?)').join(', ')})`);
     for (const w of why) params.push(w.reason, w.challenge, w.note);
   }
-  if (q.search) {
+  if (q.search && [...q.search].length >= 3) {
+    // Three characters or more: the trigram index finds the rows (a substring match, any case).
+    clauses.push('rowid IN (SELECT rowid FROM held_text WHERE held_text MATCH ?)');
+    params.push(`"${q.search.replace(/"/g, '""')}"`);
+  } else if (q.search) {
     const like = likeOf(q.search);
     clauses.push(`(sender LIKE ? ESCAPE '\\' OR from_header LIKE ? ESCAPE '\\' OR subject LIKE ? ESCAPE '\\')`);
     params.push(like, like, like);
