@@ -161,6 +161,14 @@ export function childrenCpuMs(): number {
   return (ticks * 1000) / clockTicks();
 }
 
+/** CPU time (user + system, all threads) a running process has used so far, in ms. */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime (14) and stime (15), at 11 and 12 after the command name.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks();
+}
+
 let ticksPerSecond: number | undefined;
 function clockTicks(): number {
   if (ticksPerSecond === undefined) {
