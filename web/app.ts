@@ -19,6 +19,8 @@ import { bytesToText, cleanText, readHeaders } from '../agent/mail/header.js';
 import { homePaths, packageRoot, readSecret, readWebToken, type HomePaths } from '../agent/home/home.js';
 import { isId } from '../agent/store/ids.js';
 import { recentDeliveries } from '../agent/store/journal.js';
+import { claimNote } from '../agent/store/claim.js';
+import { hostname } from 'node:os';
 import { ParseError, parseAttachment, parseMessage, warmParser, type ParsedView } from '../agent/mail/parse.js';
 import { dayOf, LOG_KEEP, Store, type Held, type ListName, type ListQuery } from '../agent/store/store.js';
 import { hostAllowed, LoginThrottle, parseListen, parsePasswordHash, sameOrigin, sameSecret, Sessions, verifyPassword, type Listen, type Notice, type Session } from './auth.js';
@@ -511,6 +513,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     for (const id of ids) {
       const h = await store.get(id);
       if (!h || h.state !== 'held' || !canAskNow(kindOf(h)) || addressKey(h.sender) === undefined) continue;
+      if (!(await store.claimAskNow(h.id, claimNote({ at: now(), pid: process.pid, host: hostname() })))) continue;
       try {
         await sendChallenge({ config, secret, held: h, now: now() });
         await store.challengeSent(h.id);

@@ -965,6 +965,17 @@ export class Store {
     }
   }
 
+  /** Claims a held message's challenge for a request the user asked for (the review page's "Ask
+   * now"): only one held back by a limit or failed, stored as 'sending' with the claim's note so no
+   * delivery sends it too. False when it is in no such state. */
+  async claimAskNow(id: string, note: string): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET challenge = 'sending', challenge_note = ? WHERE id = ? AND state = 'held' AND challenge IN ('suppressed', 'failed', 'none')`,
+      [note, id],
+    );
+    return r.changes > 0;
+  }
+
   /** Step one of a release: fixes the Maildir file name the message will have. Returns the name
    * (the same one on a retry), or undefined when the message is not held. */
   async beginRelease(id: string, name: () => string): Promise<string | undefined> {
