@@ -248,3 +248,17 @@ test('search finds held mail by any part of the sender, From or Subject, in any 
     t.deepEqual(await ids('dave@'), [b]);
   });
 });
+
+test('a form sent with an ended session gets the styled login page and changes nothing', async (t) => {
+  const home = await makeHome();
+  const app = await buildApp({ home: home.dir, listen: '127.0.0.1:8025' });
+  const r = await app.inject({
+    method: 'POST', url: '/act', payload: 'action=delete&ids=aaaaaaaaaaaaa',
+    headers: { host: '127.0.0.1:8025', origin: 'http://127.0.0.1:8025', 'content-type': 'application/x-www-form-urlencoded', cookie: 'vouch_session_8025=stale' },
+  });
+  t.is(r.statusCode, 401);
+  t.regex(String(r.headers['content-type']), /^text\/html/);
+  t.regex(r.body, /Your session has ended, so that was not done/);
+  t.regex(r.body, /<link rel="stylesheet" href="\/static\/style.css">/);
+  await app.close();
+});

@@ -188,7 +188,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
         if (want !== '/' && want.length <= 2000) reply.setCookie(nextCookie(), want, { path: '/', httpOnly: true, sameSite: 'strict' });
         return reply.redirect('/login', 303);
       }
-      return reply.code(401).type('text/plain; charset=utf-8').send('Log in first.\n');
+      // A form sent with an ended session: the styled login page (the action was not done).
+      return page(reply, 'login', { title: 'Log in', password: passwordHash !== undefined, error: 'Your session has ended, so that was not done. Log in, then do it again.' }, undefined, 401);
     }
     req.vouchSession = s;
     return;
