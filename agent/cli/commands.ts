@@ -115,7 +115,7 @@ function listCommands(program: Command, list: ListName): void {
             if ((await store.lookup(entry[0]))?.list === 'black') blacklisted += 1;
             else keep.push(entry);
           }
-          const added = o.dryRun ? 0 : await store.addPatterns('white', keep.map(([k]) => exactPattern(k)));
+          const added = o.dryRun ? 0 : await store.addPatterns('white', keep.map(([k]) => exactPattern(k)), Date.now(), { source: 'send', note: 'whitelist learn' });
           const shown = o.all ? keep : keep.slice(0, 20);
           for (const [k, n] of shown) console.log(`${String(n).padStart(6)}  ${k}`);
           if (shown.length < keep.length) console.log(`   …    and ${keep.length - shown.length} more (--all shows every one)`);

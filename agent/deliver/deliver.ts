@@ -267,7 +267,7 @@ async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
       // retry finds it there (deliverOnce) and whitelists then.
       const key = v.whitelist === true ? addressKey(ctx.env.sender) : undefined;
       if (key === undefined) return line;
-      await store.addPatterns('white', [exactPattern(key)], ctx.now);
+      await store.addPatterns('white', [exactPattern(key)], ctx.now, { source: 'send', note: 'replied to your mail' });
       return `${line}, sender whitelisted`;
     }
     case 'junk':

@@ -212,7 +212,7 @@ async function learn(db: string, patterns: readonly Pattern[], id: string, now: 
   const store = await Store.open(db, { busyMs: 10_000 });
   try {
     await store.recordOutgoing([id], 'sent', now);
-    await store.addPatterns('white', patterns, now);
+    await store.addPatterns('white', patterns, now, { source: 'send', note: id });
   } finally {
     await store.close();
   }
