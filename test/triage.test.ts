@@ -1,7 +1,8 @@
 // The review page as a triage tool, in real headless Chromium (Debian's, driven by playwright-core,
 // one browser for the file): deciding per sender, acting on all that match, undo, keeping the place,
 // the keyboard, careful blacklisting, the phone's action bar. Each test counts the user's clicks
-// and keys for its task, so the README's figures are checked.
+// and keys for its task, so the README's figures are checked. The tests run one at a time: ten
+// browser pages at once on a loaded 2-core machine made single steps exceed their time limits.
 
 import test from 'ava';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -67,6 +68,9 @@ async function setup(specs: readonly Spec[], viewport = { width: 1200, height: 8
   const web = await startWeb({ home: home.dir, listen: '127.0.0.1:0', env: home.env });
   const context = await browser.newContext({ viewport, ...(viewport.width < 500 ? { isMobile: true, hasTouch: true } : {}) });
   await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort()));
+  // A loaded machine (the suite runs beside other work) can take longer than Playwright's default.
+  context.setDefaultTimeout(90_000);
+  context.setDefaultNavigationTimeout(90_000);
   const page = await context.newPage();
   const dialogs: string[] = [];
   const errors: string[] = [];
@@ -101,7 +105,7 @@ async function notice(page: Page): Promise<string> {
 
 const spam = (n: number, from = 'spam'): Spec[] => Array.from({ length: n }, (_, i) => ({ sender: `${from}${i}@junk.example`, subject: `Cheap offer ${i}`, challenge: 'suppressed' as const, note: 'marked as spam' }));
 
-test('allow releases all of a sender\'s held mail and whitelists the exact address, in one click', async (t) => {
+test.serial('allow releases all of a sender\'s held mail and whitelists the exact address, in one click', async (t) => {
   const env = await setup([
     ...Array.from({ length: 4 }, (_, i) => ({ sender: 'Carol@Example.net', from: 'Carol <carol@example.net>', subject: `Note ${i}` })),
     { sender: 'dave@example.com', subject: 'Other' },
@@ -126,7 +130,7 @@ test('allow releases all of a sender\'s held mail and whitelists the exact addre
   }
 });
 
-test('block deletes all of a sender\'s held mail and blacklists the exact address; its undo brings both back', async (t) => {
+test.serial('block deletes all of a sender\'s held mail and blacklists the exact address; its undo brings both back', async (t) => {
   const env = await setup([
     { sender: 'pest@junk.example', subject: 'Buy one' },
     { sender: 'pest@junk.example', subject: 'Buy two' },
@@ -149,7 +153,7 @@ test('block deletes all of a sender\'s held mail and blacklists the exact addres
   }
 });
 
-test('undo of a delete restores the message; a second undo of the same action does nothing', async (t) => {
+test.serial('undo of a delete restores the message; a second undo of the same action does nothing', async (t) => {
   const env = await setup([{ sender: 'a@example.com', subject: 'Keep me' }, { sender: 'b@example.com', subject: 'Other' }]);
   try {
     await env.page.goto(`${env.web.base}messages`);
@@ -179,7 +183,7 @@ test('undo of a delete restores the message; a second undo of the same action do
   }
 });
 
-test('deleting and blocking 20 spam from a filter takes 3 clicks, and all matching acts beyond the page', async (t) => {
+test.serial('deleting and blocking 20 spam from a filter takes 3 clicks, and all matching acts beyond the page', async (t) => {
   const env = await setup([...spam(20), { sender: 'mum@example.org', subject: 'Sunday lunch' }, { sender: 'boss@example.com', subject: 'Report' }]);
   try {
     let clicks = 0;
@@ -214,7 +218,7 @@ test('deleting and blocking 20 spam from a filter takes 3 clicks, and all matchi
   }
 });
 
-test('shift-click selects a range, and an action keeps the search, filter and page', async (t) => {
+test.serial('shift-click selects a range, and an action keeps the search, filter and page', async (t) => {
   const env = await setup(Array.from({ length: 30 }, (_, i) => ({ sender: `p${i}@example.com`, subject: `Party ${String(i).padStart(2, '0')}` })));
   try {
     await env.page.goto(`${env.web.base}messages?q=party&size=25&page=1`);
@@ -236,7 +240,7 @@ test('shift-click selects a range, and an action keeps the search, filter and pa
   }
 });
 
-test('keyboard triage: j/k move, x selects, d deletes, u undoes, / searches, ? shows the keys', async (t) => {
+test.serial('keyboard triage: j/k move, x selects, d deletes, u undoes, / searches, ? shows the keys', async (t) => {
   const env = await setup([{ sender: 'a@example.com', subject: 'First' }, { sender: 'b@example.com', subject: 'Second' }, { sender: 'c@example.com', subject: 'Third' }]);
   try {
     await env.page.goto(`${env.web.base}messages`);
@@ -274,7 +278,7 @@ test('keyboard triage: j/k move, x selects, d deletes, u undoes, / searches, ? s
   }
 });
 
-test('the message view has previous and next, and after acting on a message the next one opens', async (t) => {
+test.serial('the message view has previous and next, and after acting on a message the next one opens', async (t) => {
   const env = await setup([{ sender: 'a@example.com', subject: 'Oldest' }, { sender: 'b@example.com', subject: 'Middle' }, { sender: 'c@example.com', subject: 'Newest' }]);
   try {
     await env.page.goto(`${env.web.base}messages?q=e`);
@@ -294,7 +298,7 @@ test('the message view has previous and next, and after acting on a message the 
   }
 });
 
-test('blocking a mailing list asks first and offers the From address', async (t) => {
+test.serial('blocking a mailing list asks first and offers the From address', async (t) => {
   const env = await setup([
     { sender: 'news-bounces@lists.example', from: 'Editor <editor@news.example>', subject: 'Issue 12', challenge: 'suppressed', note: 'mailing list' },
     { sender: '', from: 'MAILER-DAEMON@mx.example', subject: 'Undelivered', challenge: 'suppressed', note: 'null sender' },
@@ -316,7 +320,7 @@ test('blocking a mailing list asks first and offers the From address', async (t)
   }
 });
 
-test('on a phone the action bar sits at the bottom of the screen and acts on the selection', async (t) => {
+test.serial('on a phone the action bar sits at the bottom of the screen and acts on the selection', async (t) => {
   const env = await setup([{ sender: 'a@example.com', subject: 'One' }, { sender: 'b@example.com', subject: 'Two' }], { width: 390, height: 780 });
   try {
     await env.page.goto(`${env.web.base}messages`);
@@ -335,7 +339,7 @@ test('on a phone the action bar sits at the bottom of the screen and acts on the
   }
 });
 
-test('the lists page finds entries, says why each is there, keeps a rejected pattern and offers to release what a new one matches', async (t) => {
+test.serial('the lists page finds entries, says why each is there, keeps a rejected pattern and offers to release what a new one matches', async (t) => {
   const env = await setup([{ sender: 'ann@club.example', subject: 'Meeting' }, { sender: 'ben@club.example', subject: 'Agenda' }, { sender: 'x@other.example', subject: 'Else' }]);
   try {
     await env.page.locator('tr', { hasText: 'x@other.example' }).getByRole('button', { name: 'Allow' }).click();
