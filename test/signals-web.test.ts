@@ -32,7 +32,7 @@ test('the list and the message view show the client, SPF, DKIM, DMARC and blockl
   const token = readFileSync(join(home.dir, 'web-token'), 'utf8').trim();
   const login = await app.inject({ method: 'GET', url: `/?token=${token}`, headers: { host: HOST } });
   const cookie = String(login.headers['set-cookie']).split(';')[0] ?? '';
-  const list = await app.inject({ method: 'GET', url: '/', headers: { host: HOST, cookie } });
+  const list = await app.inject({ method: 'GET', url: '/messages', headers: { host: HOST, cookie } });
   t.is(list.statusCode, 200);
   t.regex(list.body, /203\.0\.113\.5 · SPF fail · DKIM none · DMARC fail · bl\.test listed/);
   t.regex(list.body, /suppressed: forged sender: DMARC fail for good\.example \(p&#x3D;reject\)/);
