@@ -12,6 +12,7 @@ import { detectMta } from '../deliver/envelope.js';
 import { ConfigError, exitCode, UsageError, type Mta } from '../failure/failure.js';
 import { homeDir, homePaths, initHome, packageRoot, readSecret, type HomePaths } from '../home/home.js';
 import { isId } from '../store/ids.js';
+import { describeSignal } from '../policy/classify.js';
 import type { ListName, Store } from '../store/store.js';
 
 interface Globals {
@@ -38,6 +39,12 @@ async function withStore<T>(cmd: Command, fn: (store: Store, config: Config, p: 
   } finally {
     await store.close();
   }
+}
+
+/** A held message's classifier verdict and score for --json, or null when it was not classified. */
+function classifierOf(m: { readonly signals: Readonly<Record<string, unknown>> }): { verdict: string; score: number | null } | null {
+  const c = describeSignal(m.signals);
+  return c === undefined ? null : { verdict: c.verdict, score: c.score ?? null };
 }
 
 function ids(list: readonly string[]): string[] {
@@ -185,6 +192,13 @@ export function program(): Command {
       await ensureMaildir(config.delivery.maildir);
       const { installLines } = await import('./install.js');
       console.log(res.created.length > 0 ? `vouch: home ${hp.dir} ready (created ${res.created.join(', ')})` : `vouch: home ${hp.dir} already set up; nothing replaced`);
+      if (res.created.includes('config.toml')) {
+        console.log(
+          res.classifier !== undefined
+            ? `vouch: classifier enabled: ${res.classifier} (bootstrap it: vouch learn --ham ~/Maildir --spam ~/Maildir/.Junk)`
+            : 'vouch: classifier disabled: no bogofilter found (apt install bogofilter, then set classifier.enabled = true)',
+        );
+      }
       console.log(installLines(hp, config, (c.optsWithGlobals() as Globals).home !== undefined || process.env['VOUCH_HOME'] !== undefined));
     });
 
@@ -234,6 +248,7 @@ export function program(): Command {
             challenge_note: m.challengeNote,
             suspect: m.suspect,
             signals: m.signals,
+            classifier: classifierOf(m),
           }));
           process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
           return;
@@ -244,7 +259,9 @@ export function program(): Command {
         }
         for (const m of rows) {
           const ch = m.challenge === 'suppressed' ? `challenge suppressed: ${m.challengeNote}` : m.challenge === 'failed' ? `challenge failed: ${m.challengeNote}` : `challenge ${m.challenge}`;
-          console.log(`${m.id}  ${fmtTime(m.received)}  ${fmtSize(m.size).padStart(6)}  ${m.sender || '<>'}  "${m.subject}"  [${m.reason}; ${ch}]`);
+          const c = describeSignal(m.signals);
+          const cl = c === undefined || m.challengeNote.startsWith('classifier:') ? '' : `; classifier ${c.text}`;
+          console.log(`${m.id}  ${fmtTime(m.received)}  ${fmtSize(m.size).padStart(6)}  ${m.sender || '<>'}  "${m.subject}"  [${m.reason}; ${ch}${cl}]`);
         }
       });
     });
@@ -471,11 +488,31 @@ export function program(): Command {
     });
 
   p.command('expire')
-    .description('remove held mail past pending.lifetime and empty the trash past pending.trash (for cron); never writes to senders')
+    .description('remove held mail past pending.lifetime and empty the trash past pending.trash, then apply the learning queue (for cron); never writes to senders')
     .action(async (_o, c: Command) => {
-      await withStore(c, async (store, config) => {
+      await withStore(c, async (store, config, hp) => {
         const { expire } = await import('../release/actions.js');
         console.log(await expire(store, config, Date.now()));
+        if (!config.classifier.enabled) return;
+        // The queue's failure is the classifier's, not expiry's: said, and left for the next run.
+        try {
+          const { learnQueue } = await import('./learn.js');
+          console.log(await learnQueue(store, config, hp, Date.now()));
+        } catch (err) {
+          process.stderr.write(`vouch: learning: ${(err as Error).message}\n`);
+          process.exitCode = 1;
+        }
+      });
+    });
+
+  p.command('learn')
+    .description('apply the learning queue to the classifier; bootstrap it from Maildirs, mbox files or folders of messages')
+    .option('--ham <path...>', 'mailboxes of wanted mail (your inbox)')
+    .option('--spam <path...>', 'mailboxes of spam (your junk folder)')
+    .action(async (o: { ham?: string[]; spam?: string[] }, c: Command) => {
+      await withStore(c, async (store, config, hp) => {
+        const { learnCommand } = await import('./learn.js');
+        await learnCommand(store, config, hp, { ham: o.ham ?? [], spam: o.spam ?? [] });
       });
     });
 

@@ -28,6 +28,7 @@ const BUNDLED: Readonly<Record<string, string>> = {
   // The checks every held message runs ride in the store's bundle.
   '../auth/screen.js': 'store.bundle.cjs',
   '../auth/check.js': 'auth.bundle.cjs',
+  '../classify/bogofilter.js': 'classify.bundle.cjs',
 };
 
 /** Writes a bundle's code cache as this process leaves, when it had none or V8 refused it (a new

@@ -5,6 +5,7 @@ import type { Config } from '../home/config.js';
 import { cleanText, readHeaders } from '../mail/header.js';
 import type { Held } from '../store/store.js';
 import { describeSignals } from '../auth/describe.js';
+import { describeSignal } from '../policy/classify.js';
 
 /** Mail text made safe for a terminal: control characters (escape sequences among them) shown as
  * `^X`, except newlines and tabs. */
@@ -24,6 +25,9 @@ export async function renderText(held: Held, raw: Buffer, config: Config): Promi
     ...describeSignals(held.signals).map((l) => `  ${printable(l)}`),
     '',
   ];
+  const c = describeSignal(held.signals);
+  if (c !== undefined) lines.push(`Classifier: ${c.text}`);
+  lines.push('');
   const headers = readHeaders(raw, config.delivery.header_limit);
   for (const f of headers.fields) lines.push(`${f.name}: ${cleanText(f.value, 500)}`);
   lines.push('');

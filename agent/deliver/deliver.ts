@@ -2,7 +2,7 @@
 // exit code. Loads only what the path at hand needs: the whitelisted path never loads the MIME
 // parser, the mail composer or the template engine.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { addressKey, bindingKey, domainOf, exactPattern, exactPatterns, lookupKeys, senderKeyOf, unwrapSrs } from '../mail/address.js';
@@ -13,7 +13,7 @@ import { detectMta, readEnvelope, type Envelope } from './envelope.js';
 import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from '../failure/failure.js';
 import { failpoint } from '../failure/failpoint.js';
 import { cleanText, firstAddress, readHeaders, type Headers } from '../mail/header.js';
-import { homeDir, homePaths, readSecret, type HomePaths } from '../home/home.js';
+import { HAM_SAMPLES, homeDir, homePaths, readSecret, type HomePaths } from '../home/home.js';
 import { claim, deliveryKey } from '../store/journal.js';
 import { readListMap, type MapAnswer } from '../store/listmap.js';
 import { deliverSync as toMaildir, findMessage, uniqueName } from '../maildir/maildir.js';
@@ -22,6 +22,7 @@ import { release } from '../release/release.js';
 import type { Store } from '../store/store.js';
 import { programWrote, suppression } from '../policy/suppress.js';
 import type { ScreenInput, Screening } from '../auth/screen.js';
+import { sampled, type ClassifierOutcome } from '../policy/classify.js';
 
 export interface DeliverOptions {
   readonly home: string | undefined;
@@ -165,6 +166,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
     ctx.early.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     await import('../challenge/challenge.js').catch(() => undefined);
+    if (config.classifier.enabled) await import('../classify/bogofilter.js').catch(() => undefined);
   }
   let store: Store;
   try {
@@ -287,10 +289,26 @@ function direct(b: Base, v: Verdict & { action: 'deliver' | 'junk' }, key: strin
   const who = shown(b.env.sender);
   if (v.action === 'deliver') {
     deliverOnce(b, b.config.delivery.maildir, key);
+    const c = b.config.classifier;
+    if (c.enabled && c.learn_whitelisted > 0 && v.why === 'whitelisted sender' && sampled(key, c.learn_whitelisted)) keepHamSample(b, key);
     return `delivered: ${v.why} ${who}`;
   }
   deliverOnce(b, join(b.config.delivery.maildir, b.config.delivery.junk_folder), key);
   return `filed to ${b.config.delivery.junk_folder}: ${v.why} ${who}`;
+}
+
+/** Keeps a copy of the message (what the classifier reads of it) for `vouch learn`. Best effort:
+ * a sample that cannot be written costs the classifier one example, never the delivery. */
+function keepHamSample(b: Base, key: string): void {
+  try {
+    const dir = join(b.paths.dir, HAM_SAMPLES);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, `${key}.ham`);
+    writeFileSync(file, b.message.subarray(0, b.config.classifier.max_size), { mode: 0o600 });
+    chmodSync(file, 0o600);
+  } catch {
+    /* no sample */
+  }
 }
 
 /** How many keys a delivery tries when earlier claims turn out to name other messages. */
@@ -358,7 +376,11 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
   const input = screenInput(ctx);
   const s = silent === undefined && ctx.early !== undefined ? await ctx.early : await screening(input, silent);
   const judged = await judge(input, s, store);
-  const suppressed = judged.hold;
+  // Only mail that would otherwise be challenged is classified: after the rules, authentication and
+  // the blocklists, before the rate limits (in the hold).
+  const classified = judged.hold === undefined && config.classifier.enabled ? await askClassifier(ctx) : undefined;
+  const suppressed = judged.hold ?? classified?.suppress;
+  const signals = classified === undefined ? judged.signals : { ...judged.signals, classifier: classified.signal };
   // The claim that makes this delivery the one that sends the challenge (claim.ts): a copy of the
   // same message delivered at the same moment, or a retry, sends nothing while it lives.
   const { claimLease, claimNote, processAlive } = await import('../store/store.js');
@@ -384,8 +406,8 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
       rpline: ctx.rpline,
       dtline: ctx.dtline,
       raw: ctx.message,
-      signals: judged.signals,
-      suspect: judged.suspect,
+      signals,
+      suspect: judged.suspect || classified?.suspect === true,
     },
     senderKey === undefined
       ? undefined
@@ -393,7 +415,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     claim,
   );
   failpoint('store:after-commit');
-  const head = `held ${result.id}: ${why} ${shown(env.sender)}`;
+  const head = `held ${result.id}: ${why} ${shown(env.sender)}${classified?.failure === undefined ? '' : `; ${classified.failure}, usual rules`}`;
   if (!result.owned) {
     if (!result.fresh) return `${head}; already held${result.challenge === 'sending' ? ', its challenge on its way' : ''}`;
     return result.challenge === 'suppressed' ? `${head}; challenge suppressed (${result.note})` : `${head}; challenge ${result.challenge}`;
@@ -404,6 +426,17 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
   const { sendClaimed } = await import('../challenge/challenge.js');
   const sent = await sendClaimed(store, { config, secret: () => readSecret(ctx.paths), held, now: ctx.now });
   return `${head}; challenge ${sent.ok ? 'sent' : `failed (${sent.reason})`}`;
+}
+
+/** The classifier's word on a message that would otherwise be challenged. Whatever goes wrong
+ * (the module, the program, its answer) ends as a failure the log line names, never as an error. */
+async function askClassifier(ctx: Context): Promise<ClassifierOutcome> {
+  try {
+    const { judge: run } = await import('../classify/bogofilter.js');
+    return await run(ctx.config.classifier, ctx.message);
+  } catch {
+    return { suppress: undefined, suspect: false, signal: { verdict: 'error', error: 'cannot load' }, failure: 'classifier cannot load' };
+  }
 }
 
 /** The process entry for `vouch deliver`: never lets an error escape as exit 1. */

@@ -73,6 +73,16 @@ export interface Config {
     readonly password_hash: string;
     readonly url: string;
   };
+  readonly classifier: {
+    readonly enabled: boolean;
+    readonly command: string;
+    readonly wordlists: string;
+    readonly timeout: number;
+    readonly suppress: readonly ('spam' | 'unsure')[];
+    readonly max_size: number;
+    readonly learn_expired: boolean;
+    readonly learn_whitelisted: number;
+  };
 }
 
 type Kind =
@@ -83,7 +93,8 @@ type Kind =
   | { type: 'bool' }
   | { type: 'duration'; max?: { ms: number; text: string } }
   | { type: 'size' }
-  | { type: 'strings'; check?: (v: string) => string | undefined };
+  | { type: 'strings'; check?: (v: string) => string | undefined }
+  | { type: 'choices'; values: readonly string[] };
 
 interface KeySpec {
   readonly kind: Kind;
@@ -176,7 +187,20 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
     password_hash: { kind: { type: 'string' }, def: '' },
     url: { kind: { type: 'string', check: url }, def: '' },
   },
+  classifier: {
+    enabled: { kind: { type: 'bool' }, def: true },
+    command: { kind: { type: 'path' }, def: '/usr/bin/bogofilter' },
+    wordlists: { kind: { type: 'path' }, def: 'bogofilter' },
+    timeout: { kind: { type: 'duration' }, def: '2s' },
+    suppress: { kind: { type: 'choices', values: ['spam', 'unsure'] }, def: ['spam'] },
+    max_size: { kind: { type: 'size' }, def: '512K' },
+    learn_expired: { kind: { type: 'bool' }, def: true },
+    learn_whitelisted: { kind: { type: 'int', min: 0, max: 1_000_000 }, def: 0 },
+  },
 };
+
+/** The largest classifier.max_size: a held body's first stored piece (store.BODY_CHUNK) holds it. */
+const CLASSIFIER_MAX_SIZE = 1024 * 1024;
 
 /** Reads and checks `config.toml` in the home. Paths in it are resolved: `~` is the user's home,
  * a relative path is relative to the vouch home. */
@@ -204,7 +228,8 @@ const CACHE = 'config.cache';
 // 2: delivery.deadline bounded (a cache of a config now refused must not be believed).
 // 3: the sender-authentication keys ([trust], [dns], [blocklist], challenge.require, …).
 // 4: pending.trash added.
-const CACHE_VERSION = 4;
+// 5: [classifier] added (a cache written before has no such section).
+const CACHE_VERSION = 5;
 
 interface CacheFile {
   readonly v: number;
@@ -283,6 +308,9 @@ export function parseConfig(text: string, home: string, env: NodeJS.ProcessEnv =
     }
     out[section] = Object.freeze(sec);
   }
+  if ((out['classifier']?.['max_size'] as number) > CLASSIFIER_MAX_SIZE) {
+    throw new ConfigError('config key classifier.max_size must be at most "1M"', 'classifier.max_size');
+  }
   return Object.freeze(out) as unknown as Config;
 }
 
@@ -332,5 +360,10 @@ function checkValue(name: string, kind: Kind, raw: unknown, home: string, userHo
       }
       return Object.freeze([...raw]);
     }
+    case 'choices':
+      if (!Array.isArray(raw) || !raw.every((v) => typeof v === 'string' && kind.values.includes(v))) {
+        throw bad(`must be a list of ${kind.values.map((v) => `"${v}"`).join(', ')}`);
+      }
+      return Object.freeze([...new Set(raw as string[])]);
   }
 }

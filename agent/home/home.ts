@@ -1,7 +1,7 @@
 // The vouch home: where config.toml, secret, web-token and vouch.db live, and `vouch init`.
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir, hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,10 @@ export interface HomePaths {
   readonly webToken: string;
   readonly db: string;
 }
+
+/** The folder in the home where whitelisted deliveries leave ham samples for `vouch learn`
+ * (classifier.learn_whitelisted): plain files, so the whitelisted path never opens the store. */
+export const HAM_SAMPLES = 'learn.queue';
 
 /** The home folder: --home, else VOUCH_HOME, else ~/.vouch. */
 export function homeDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
@@ -55,6 +59,34 @@ export function readWebToken(paths: HomePaths): string {
 export interface InitResult {
   readonly created: readonly string[];
   readonly address: string;
+  /** The bogofilter program a new config.toml names (classifier enabled), or undefined when none
+   * was found (classifier disabled); undefined too when config.toml was already there. */
+  readonly classifier?: string | undefined;
+}
+
+/** The bogofilter program: the config's default path, else the first one on PATH. */
+export function findBogofilter(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dirs = ['/usr/bin', ...(env['PATH'] ?? '').split(':').filter((d) => d.startsWith('/'))];
+  for (const d of dirs) {
+    const p = join(d, 'bogofilter');
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/** The [classifier] lines of a new config.toml: enabled with the program found, else disabled. */
+function classifierLines(text: string, program: string | undefined): string {
+  const section = /^\[classifier\]$[\s\S]*?(?=^\[|(?![\s\S]))/m;
+  return text.replace(section, (sec) =>
+    program === undefined
+      ? sec.replace(/^enabled = true$/m, 'enabled = false')
+      : sec.replace(/^command = ".*"$/m, `command = ${JSON.stringify(program)}`),
+  );
 }
 
 /** The mode of the home and of every folder in it, and of every file in it, whatever the umask. */
@@ -83,11 +115,13 @@ export function initHome(paths: HomePaths, address: string | undefined, env: Nod
   mkdirSync(paths.dir, { recursive: true, mode: PRIVATE_DIR });
   chmodSync(paths.dir, PRIVATE_DIR);
   let addr = address;
+  let classifier: string | undefined;
   if (addr !== undefined && !isPlainAddress(addr)) throw new UsageError(`--address must be a plain address like alice@example.org`);
   if (!existsSync(paths.config)) {
     addr ??= defaultAddress(env);
     const example = readFileSync(join(packageRoot(), 'config.example.toml'), 'utf8');
-    const text = example.replace(/^address = ".*"$/m, `address = "${addr}"`);
+    classifier = findBogofilter(env);
+    const text = classifierLines(example.replace(/^address = ".*"$/m, `address = "${addr}"`), classifier);
     writeFileSync(paths.config, text, { mode: 0o600, flag: 'wx' });
     created.push('config.toml');
   } else if (addr !== undefined) {
@@ -108,7 +142,7 @@ export function initHome(paths: HomePaths, address: string | undefined, env: Nod
   chmodSync(paths.config, PRIVATE_FILE);
   privateFile(paths.db);
   const final = /^address = "(.*)"$/m.exec(readFileSync(paths.config, 'utf8'))?.[1] ?? addr ?? '';
-  return { created, address: final };
+  return { created, address: final, classifier };
 }
 
 function defaultAddress(env: NodeJS.ProcessEnv): string {

@@ -71,7 +71,9 @@ export async function decideHeld(
     done = (await release(store, config, ids, now)).released;
     for (const h of await store.getMany(done)) if (h.maildirName) released.push({ id: h.id, name: h.maildirName });
   } else {
-    const deleted = await store.delete(ids, now);
+    // Deleted with "blacklist": the classifier learns it as spam. A plain delete teaches nothing.
+    const learn = action === 'delete-blacklist' && config.classifier.enabled ? { verdict: 'spam' as const, maxBytes: config.classifier.max_size } : undefined;
+    const deleted = await store.delete(ids, now, 'deleted', learn);
     done = deleted.map((h) => h.id);
     trashed.push(...done);
     if (action === 'delete-blacklist') {
@@ -156,7 +158,11 @@ async function unrelease(store: Store, config: Config, id: string, name: string,
 export async function expire(store: Store, config: Config, now: number): Promise<string> {
   await finishInterrupted(store, config, now);
   const old = await store.heldBefore(now - config.pending.lifetime);
-  const removed = await store.delete(old, now, 'expired');
+  // Expired with its confirmation request unanswered: spam, when so configured. Mail held silently
+  // was never asked for, and says nothing by expiring.
+  const c = config.classifier;
+  const learn = c.enabled && c.learn_expired ? { verdict: 'spam' as const, maxBytes: c.max_size, only: (h: Held) => h.challenge === 'sent' } : undefined;
+  const removed = await store.delete(old, now, 'expired', learn);
   const bad = removed.filter((h) => h.challenge === 'sent' || h.suspect);
   const listed = await recordBadClients(store, config, bad, now, 'held mail expired unconfirmed');
   const emptied = await store.emptyTrash(now - config.pending.trash);

@@ -45,7 +45,8 @@ async function releaseOne(store: Store, config: Config, id: string, name: string
     if (typeof client?.ip === 'string') await store.markGoodClient(client.ip, config.blocklist.ipv6_prefix, now);
   }
   failpoint('release:after-maildir');
-  await store.finishRelease(id, now);
+  // Released, by a confirmation or by the user: the classifier learns it as ham.
+  await store.finishRelease(id, now, config.classifier.enabled ? { verdict: 'ham', maxBytes: config.classifier.max_size } : undefined);
 }
 
 /** Finishes releases a crash interrupted (for `vouch fsck` and every release run). */

@@ -97,8 +97,19 @@ CREATE TABLE good_clients (
   net TEXT PRIMARY KEY,
   seen INTEGER NOT NULL
 ) WITHOUT ROWID;`,
-  // (another feature's step)
-  5: '',
+  // 5 → 6: the classifier's learning queue. One row a message (`held:<id>`, `white:<key>`, or
+  // `sha256:<hex>` for a bootstrap): the verdict the user's decision gives it, what the word list
+  // holds for it now (learned), and the bytes to learn from while it may still be needed.
+  5: `
+CREATE TABLE learning (
+  key TEXT PRIMARY KEY,
+  verdict TEXT NOT NULL CHECK (verdict IN ('ham', 'spam')),
+  learned TEXT CHECK (learned IN ('ham', 'spam')),
+  queued INTEGER NOT NULL,
+  done INTEGER,
+  bytes BLOB
+);
+CREATE INDEX learning_due ON learning(queued) WHERE learned IS NULL OR learned <> verdict;`,
   // 6 → 7: the Message-IDs of the user's own mail (`vouch send`) and of vouch's digests, with the
   // time each was recorded (replies are recognised by them until they expire); and the time each
   // held message went out in a digest (NULL: not yet).
@@ -333,6 +344,23 @@ export interface HoldInput {
 
 /** The outcome of each check made on a held message, by check name; values are plain JSON. */
 export type Signals = Readonly<Record<string, unknown>>;
+
+export type LearnVerdict = 'ham' | 'spam';
+
+/** A decision that teaches the classifier: queue the message (its first `maxBytes`) as `verdict`. */
+export interface LearnAs {
+  readonly verdict: LearnVerdict;
+  readonly maxBytes: number;
+}
+
+/** A message waiting in the learning queue. */
+export interface LearnItem {
+  readonly key: string;
+  readonly verdict: LearnVerdict;
+  /** What the word list holds for it now (null: nothing). */
+  readonly learned: LearnVerdict | null;
+  readonly bytes: Buffer | null;
+}
 
 export interface RateLimits {
   readonly domain: string;
@@ -992,11 +1020,13 @@ export class Store {
     });
   }
 
-  /** Step two: the file is in the Maildir; the body is no longer needed. */
-  async finishRelease(id: string, now: number): Promise<void> {
+  /** Step two: the file is in the Maildir; the body is no longer needed (but for what `learn`
+   * queues of it for the classifier, in the same transaction). */
+  async finishRelease(id: string, now: number, learn?: LearnAs): Promise<void> {
     await this.db.tx(async () => {
       const r = await this.db.run(`UPDATE messages SET state = 'released', settled = ? WHERE id = ? AND state = 'releasing'`, [now, id]);
       if (r.changes > 0) {
+        if (learn) await this.#queueHeld(id, learn, now);
         await this.db.run('DELETE FROM bodies WHERE id = ?', [id]);
         await this.count('released', now);
       }
@@ -1005,8 +1035,14 @@ export class Store {
 
   /** Deletes held messages; returns the ones that were held (for blacklisting their senders).
    * Deleted mail keeps its body (the trash: restore() brings it back until emptyTrash()); expired
-   * mail does not. A few statements per CHUNK ids, so "all matching" on thousands stays quick. */
-  async delete(ids: readonly string[], now: number, kind: 'deleted' | 'expired' = 'deleted'): Promise<Held[]> {
+   * mail does not. A few statements per CHUNK ids, so "all matching" on thousands stays quick.
+   * `learn` queues each (those `learn.only` accepts) for the classifier, in the same transaction. */
+  async delete(
+    ids: readonly string[],
+    now: number,
+    kind: 'deleted' | 'expired' = 'deleted',
+    learn?: LearnAs & { readonly only?: (h: Held) => boolean },
+  ): Promise<Held[]> {
     return this.db.tx(async () => {
       const out: Held[] = [];
       for (const part of chunks(unique(ids))) {
@@ -1016,6 +1052,7 @@ export class Store {
         const got = rows.map((r) => r.id);
         const these = got.map(() => '?').join(',');
         await this.db.run(`UPDATE messages SET state = ?, settled = ? WHERE state = 'held' AND id IN (${these})`, [kind, now, ...got]);
+        if (learn) for (const r of rows) if (learn.only === undefined || learn.only(toHeld(r))) await this.#queueHeld(r.id, learn, now);
         if (kind === 'expired') await this.db.run(`DELETE FROM bodies WHERE id IN (${these})`, got);
         out.push(...rows.map(toHeld));
       }
@@ -1118,6 +1155,9 @@ export class Store {
       await this.db.run('DELETE FROM deliveries WHERE at < ?', [before]);
       pruneJournal(this.home, dayOf(before));
       await this.db.run('DELETE FROM challenges WHERE sent < ?', [before]);
+      // A held message's queue row outlives it no longer than its own row; a bootstrap's key
+      // (sha256:) is kept, so the same mailbox is never learned twice.
+      await this.db.run(`DELETE FROM learning WHERE done < ? AND key NOT LIKE 'sha256:%' AND learned = verdict`, [before]);
     });
   }
 
@@ -1192,6 +1232,75 @@ export class Store {
            listed_until = excluded.listed_until, repeats = excluded.repeats, why = excluded.why`,
       [e.net, e.count, e.firstSeen, e.lastSeen, e.listedUntil, e.repeats, e.why],
     );
+  }
+
+  // ---- the classifier's learning queue
+
+  /** Queues a held message's bytes (its first piece, cut to maxBytes) under `held:<id>`. */
+  async #queueHeld(id: string, learn: LearnAs, now: number): Promise<void> {
+    await this.db.run(
+      `INSERT INTO learning (key, verdict, queued, bytes)
+         SELECT ?, ?, ?, substr(bytes, 1, ?) FROM bodies WHERE id = ? AND seq = 0
+         ON CONFLICT (key) DO UPDATE SET verdict = excluded.verdict, queued = excluded.queued, bytes = coalesce(excluded.bytes, bytes)`,
+      [`held:${id}`, learn.verdict, now, learn.maxBytes, id],
+    );
+  }
+
+  /** Queues a message to be learned as `verdict`. A message already learned the other way is
+   * unlearned first when the queue is applied; one already learned this way is left alone. */
+  async queueLearning(key: string, verdict: LearnVerdict, bytes: Buffer, now: number): Promise<void> {
+    await this.db.run(
+      `INSERT INTO learning (key, verdict, queued, bytes) VALUES (?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET verdict = excluded.verdict, queued = excluded.queued, bytes = excluded.bytes`,
+      [key, verdict, now, bytes],
+    );
+  }
+
+  /** Up to `limit` queued messages whose verdict the word list does not hold yet, oldest first. */
+  async learningDue(limit: number): Promise<LearnItem[]> {
+    return this.db.all<LearnItem>(
+      `SELECT key, verdict, learned, bytes FROM learning INDEXED BY learning_due
+         WHERE learned IS NULL OR learned <> verdict ORDER BY queued LIMIT ?`,
+      [limit],
+    );
+  }
+
+  /** How many queued messages wait to be learned. */
+  async learningBacklog(): Promise<number> {
+    return (await this.db.get<{ n: number }>(`SELECT count(*) AS n FROM learning INDEXED BY learning_due WHERE learned IS NULL OR learned <> verdict`))?.n ?? 0;
+  }
+
+  /** Records that the word list now holds each message as `verdict`. `decided`: the verdict is
+   * also the message's latest decision (a bootstrap says so; the queue keeps its own, which a
+   * later decision may have changed meanwhile: then the row stays due). */
+  async markLearned(items: readonly { readonly key: string; readonly verdict: LearnVerdict }[], now: number, decided = false): Promise<void> {
+    if (items.length === 0) return;
+    await this.db.tx(async () => {
+      const st = await this.db.prepare(
+        `INSERT INTO learning (key, verdict, learned, queued, done) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (key) DO UPDATE SET learned = excluded.learned, done = excluded.done,
+             verdict = CASE WHEN ? THEN excluded.verdict ELSE learning.verdict END`,
+      );
+      try {
+        for (const i of items) await stepRun(st, [i.key, i.verdict, i.verdict, now, now, decided ? 1 : 0]);
+      } finally {
+        await finalize(st);
+      }
+    });
+  }
+
+  /** What the word list holds for each of these keys (absent: nothing). */
+  async learnedAs(keys: readonly string[]): Promise<Map<string, LearnVerdict>> {
+    const out = new Map<string, LearnVerdict>();
+    for (let i = 0; i < keys.length; i += 500) {
+      const part = keys.slice(i, i + 500);
+      const rows = await this.db.all<{ key: string; learned: LearnVerdict | null }>(
+        `SELECT key, learned FROM learning WHERE key IN (${part.map(() => '?').join(',')})`,
+        part,
+      );
+      for (const r of rows) if (r.learned !== null) out.set(r.key, r.learned);
+    }
+    return out;
   }
 
   // ---- confirmations and keywords

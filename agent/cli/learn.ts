@@ -1,0 +1,64 @@
+// `vouch learn`: the learning queue applied, and the bootstrap from the user's mailboxes with a
+// progress bar on a terminal (stderr) and a summary. Also run by `vouch expire`.
+
+import { UsageError } from '../failure/failure.js';
+import type { Config } from '../home/config.js';
+import type { HomePaths } from '../home/home.js';
+import { applyQueue, bootstrap, type BootstrapSources, type LearnCounts } from '../classify/learn.js';
+import type { Store } from '../store/store.js';
+
+function summary(what: string, c: LearnCounts, ms: number): string {
+  const parts = [`${what}: ${c.ham} ham, ${c.spam} spam learned`];
+  if (c.unlearned > 0) parts.push(`${c.unlearned} earlier verdict(s) unlearned`);
+  if (c.known > 0) parts.push(`${c.known} already learned`);
+  if (c.unreadable > 0) parts.push(`${c.unreadable} unreadable`);
+  return `${parts.join(', ')} (${(ms / 1000).toFixed(1)} s)`;
+}
+
+/** Applies the learning queue; one summary line. */
+export async function learnQueue(store: Store, config: Config, hp: HomePaths, now: number): Promise<string> {
+  // bogofilter creates its files with our umask: nobody else may read the word list.
+  process.umask(0o077);
+  const t0 = Date.now();
+  const c = await applyQueue(store, config.classifier, hp.dir, now);
+  return summary('learning queue', c, Date.now() - t0);
+}
+
+/** A one-line bar redrawn in place, at most every 100 ms; nothing when stderr is not a terminal. */
+function progressBar(): { update: (done: number, total: number, messages: number) => void; end: () => void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, end: () => undefined };
+  let last = 0;
+  let drawn = false;
+  return {
+    update(done, total, messages) {
+      const t = Date.now();
+      if (t - last < 100 && done < total) return;
+      last = t;
+      const width = 30;
+      const frac = total > 0 ? Math.min(1, done / total) : 1;
+      const fill = Math.round(frac * width);
+      process.stderr.write(`\r[${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${String(Math.floor(frac * 100)).padStart(3)}%  ${messages} messages`);
+      drawn = true;
+    },
+    end() {
+      if (drawn) process.stderr.write('\n');
+    },
+  };
+}
+
+export async function learnCommand(store: Store, config: Config, hp: HomePaths, sources: BootstrapSources): Promise<void> {
+  if (!config.classifier.enabled) throw new UsageError('the classifier is disabled (classifier.enabled = false in config.toml)');
+  process.umask(0o077);
+  if (sources.ham.length > 0 || sources.spam.length > 0) {
+    const bar = progressBar();
+    const t0 = Date.now();
+    let c: LearnCounts;
+    try {
+      c = await bootstrap(store, config.classifier, sources, Date.now(), bar.update);
+    } finally {
+      bar.end();
+    }
+    console.log(summary('bootstrap', c, Date.now() - t0));
+  }
+  console.log(await learnQueue(store, config, hp, Date.now()));
+}
