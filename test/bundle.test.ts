@@ -17,7 +17,7 @@ import { deliverQmail, makeHome, message, pendingList, qmailEnv, ROOT, vouch } f
 const AGENT = join(ROOT, 'dist', 'agent', 'cli');
 
 test('the build leaves the four bundles and their code caches beside the launcher', (t) => {
-  for (const f of ['cli.bundle.cjs', 'cli.bundle.cache', 'store.bundle.cjs', 'store.bundle.cache', 'challenge.bundle.cjs', 'challenge.bundle.cache', 'auth.bundle.cjs', 'auth.bundle.cache', 'launch.cjs']) {
+  for (const f of ['cli.bundle.cjs', 'cli.bundle.cache', 'store.bundle.cjs', 'store.bundle.cache', 'challenge.bundle.cjs', 'challenge.bundle.cache', 'auth.bundle.cjs', 'auth.bundle.cache', 'classify.bundle.cjs', 'classify.bundle.cache', 'launch.cjs']) {
     t.true(existsSync(join(AGENT, f)), f);
   }
   // The whitelisted path's bundle holds none of the heavy packages, and not SQLite either.
@@ -27,6 +27,9 @@ test('the build leaves the four bundles and their code caches beside the launche
   t.notRegex(cli, /function (runChecks|clientOf|judge)\(/);
   t.regex(readFileSync(join(AGENT, 'auth.bundle.cjs'), 'utf8'), /node_modules[\\/]mailauth[\\/]/);
   t.notRegex(cli, /node_sqlite3\.node/);
+  // Nor the classifier's program runner: it is a bundle of its own, run on the held path only.
+  t.notRegex(cli, /function runProgram\b/);
+  t.regex(readFileSync(join(AGENT, 'classify.bundle.cjs'), 'utf8'), /function runProgram\b/);
   t.regex(readFileSync(join(AGENT, 'store.bundle.cjs'), 'utf8'), /node_sqlite3\.node/);
 });
 
@@ -96,7 +99,7 @@ test('without its code caches the CLI still delivers and challenges, and writes 
   try {
     cpSync(join(ROOT, 'dist', 'agent'), join(base, 'dist', 'agent'), { recursive: true, verbatimSymlinks: true });
     for (const f of ['node_modules', 'templates', 'config.example.toml', 'package.json']) symlinkSync(join(ROOT, f), join(base, f));
-    for (const f of ['cli', 'store', 'challenge']) rmSync(join(base, 'dist', 'agent', 'cli', `${f}.bundle.cache`));
+    for (const f of ['cli', 'store', 'challenge', 'classify']) rmSync(join(base, 'dist', 'agent', 'cli', `${f}.bundle.cache`));
     const cli = join(base, 'dist', 'agent', 'cli.js');
     const h = await makeHome();
     const sm = fakeSendmail(h);
@@ -107,12 +110,16 @@ test('without its code caches the CLI still delivers and challenges, and writes 
     t.is(a.status, 99, a.stdout);
     t.regex(a.stdout, /delivered/);
     t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'cli.bundle.cache')));
+    // The whitelisted path never ran the store, challenge or classifier bundles (each writes its
+    // cache when it first runs).
+    for (const f of ['store', 'challenge', 'classify']) t.false(existsSync(join(base, 'dist', 'agent', 'cli', `${f}.bundle.cache`)), f);
     const b = run('carol@example.net');
     t.is(b.status, 99, b.stdout);
     t.regex(b.stdout, /held .*challenge sent/);
     t.is(sm.sent().length, 1);
     t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'store.bundle.cache')));
     t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'challenge.bundle.cache')));
+    t.true(existsSync(join(base, 'dist', 'agent', 'cli', 'classify.bundle.cache')));
     t.is((await pendingList(h)).length, 1);
   } finally {
     rmSync(base, { recursive: true, force: true });

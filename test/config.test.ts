@@ -59,6 +59,12 @@ const bad: [string, string][] = [
   // Beyond Node's timer range (2^31-1 ms) a deadline would fire at once; beyond 900s it outlasts Postfix's limit.
   [`${minimal}[delivery]\ndeadline = "25d"\n`, 'delivery.deadline'],
   [`${minimal}[delivery]\ndeadline = "16m"\n`, 'delivery.deadline'],
+  [`${minimal}[classifier]\nsuppress = ["spam", "ham"]\n`, 'classifier.suppress'],
+  [`${minimal}[classifier]\nsuppress = "spam"\n`, 'classifier.suppress'],
+  [`${minimal}[classifier]\ntimeout = "0s"\n`, 'classifier.timeout'],
+  [`${minimal}[classifier]\nmax_size = "2M"\n`, 'classifier.max_size'],
+  [`${minimal}[classifier]\nlearn_whitelisted = -1\n`, 'classifier.learn_whitelisted'],
+  [`${minimal}[classifier]\nwordlist = "x"\n`, 'classifier.wordlist'],
 ];
 
 for (const [i, [text, key]] of bad.entries()) {
@@ -78,6 +84,21 @@ test('DNS servers are taken as "IP", "IP:PORT", IPv6 and "[IPv6]:PORT"', (t) => 
   t.deepEqual(c.dns.servers, ['127.0.0.1', '127.0.0.1:5353', '::1', '[::1]:5353']);
   t.is(c.dns.timeout, 30_000);
   t.is(parseConfig(minimal, '/h', env).challenge.require, 'aligned');
+});
+
+test('the classifier is on with bogofilter, a word list in the home, a 2 s timeout, and only spam suppressing', (t) => {
+  const c = parseConfig(minimal, '/h/.vouch', env).classifier;
+  t.deepEqual({ ...c, suppress: [...c.suppress] }, {
+    enabled: true,
+    command: '/usr/bin/bogofilter',
+    wordlists: '/h/.vouch/bogofilter',
+    timeout: 2000,
+    suppress: ['spam'],
+    max_size: 512 * 1024,
+    learn_expired: true,
+    learn_whitelisted: 0,
+  });
+  t.deepEqual([...parseConfig(`${minimal}[classifier]\nsuppress = ["unsure", "spam", "spam"]\n`, '/h', env).classifier.suppress], ['unsure', 'spam']);
 });
 
 test('broken TOML is refused with its line number', (t) => {

@@ -3,14 +3,15 @@
 
 import test from 'ava';
 import type { FastifyInstance } from 'fastify';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Store } from '../agent/store/store.js';
 import { loadConfig, type Config } from '../agent/home/config.js';
 import { parseMessage, ParseError } from '../agent/mail/parse.js';
 import { contentDisposition } from '../web/app.js';
 import { filterHtml } from '../web/sanitize.js';
 import { hostAllowed, LoginThrottle, sameOrigin } from '../web/auth.js';
 import { buildApp, hashPassword } from '../web/server.js';
-import { deliverQmail, fixture, FIXTURES, maildirFiles, makeHome, message, pendingList, vouch, type TestHome } from './helpers.js';
+import { deliverQmail, fixture, FIXTURES, maildirFiles, makeHome, message, pendingList, setConfig, vouch, type TestHome } from './helpers.js';
 
 const HOST = '127.0.0.1:8025';
 const ORIGIN = `http://${HOST}`;
@@ -713,5 +714,31 @@ test('send the confirmation request now: for mail held back by a limit, not for 
   t.regex(readFileSync(`${env.home.dir}/outbox/${outbox[0] ?? ''}`, 'utf8'), /^To: .*late@example\.net/m);
   const held = await pendingList(env.home);
   t.is(held.find((m) => m.id === limited.id)?.challenge, 'sent');
+});
+
+test('the message view shows the classifier verdict and score; its release and delete + blacklist queue the message for learning', async (t) => {
+  const env = await setup();
+  // A classifier that calls everything spam, and a word list for it to be asked with.
+  const bin = `${env.home.user}/says-spam`;
+  writeFileSync(bin, '#!/bin/sh\ncat >/dev/null\necho "S 0.995"\nexit 0\n', { mode: 0o755 });
+  mkdirSync(`${env.home.dir}/bogofilter`, { recursive: true });
+  writeFileSync(`${env.home.dir}/bogofilter/wordlist.db`, '');
+  setConfig(env.home.dir, { classifier: { enabled: true, command: bin } });
+  const a = await hold(env, 'spam@junk.example', message({ from: 'spam@junk.example', subject: 'buy' }));
+  const b = await hold(env, 'friend@example.com', message({ from: 'friend@example.com', subject: 'hi' }));
+  const c = await loggedIn(env);
+  const view = await c.get(`/message/${a}`);
+  t.regex(view.body, /<dt>Classifier<\/dt><dd class="classifier">spam 0\.99<\/dd>/);
+  t.regex(view.body, /suppressed: classifier: spam 0\.99/);
+  await c.post('/act', { ids: a, action: 'delete-blacklist', _csrf: await c.csrf() });
+  await c.post('/act', { ids: b, action: 'release', _csrf: await c.csrf() });
+  const store = await Store.open(`${env.home.dir}/vouch.db`);
+  try {
+    const due = await store.learningDue(10);
+    t.deepEqual(due.map((d) => [d.key, d.verdict, d.learned]).sort(), [[`held:${a}`, 'spam', null], [`held:${b}`, 'ham', null]].sort());
+    t.true(due.every((d) => d.bytes !== null && d.bytes.includes('Subject:')));
+  } finally {
+    await store.close();
+  }
   await env.app.close();
 });

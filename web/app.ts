@@ -24,6 +24,7 @@ import { hostname } from 'node:os';
 import { ParseError, parseAttachment, parseMessage, warmParser, type ParsedView } from '../agent/mail/parse.js';
 import { dayOf, LOG_KEEP, Store, type Held, type ListName, type ListQuery } from '../agent/store/store.js';
 import { hostAllowed, LoginThrottle, parseListen, parsePasswordHash, sameOrigin, sameSecret, Sessions, verifyPassword, type Listen, type Notice, type Session } from './auth.js';
+import { describeSignal } from '../agent/policy/classify.js';
 import { activityChart, challengeText, fmtSize, fmtTime, loadTemplates, plain, type Render } from './views.js';
 import { canAskNow, detail, kindOf, kinds, riskyToBlock } from './reasons.js';
 
@@ -794,6 +795,7 @@ function heldRow(h: Held, lifetime: number): Record<string, unknown> {
     suspect: h.suspect,
     signals: describeSignals(h.signals).map((l) => plain(l)),
     signalsShort: plain(signalSummary(h.signals)),
+    classifier: describeSignal(h.signals)?.text,
   };
 }
 

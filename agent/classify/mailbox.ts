@@ -91,10 +91,14 @@ export function* messagesInFile(file: string, onBytes?: (n: number) => void): Ge
   }
 }
 
-/** One mbox message without its `From ` line, with `>From ` lines unquoted one level. */
+/** One mbox message without its `From ` line and the empty line that separates it from the next,
+ * with `>From ` lines unquoted one level. */
 function unquote(raw: Buffer): Buffer {
   const nl = raw.indexOf(0x0a);
-  const body = nl < 0 ? Buffer.alloc(0) : raw.subarray(nl + 1);
+  let end = raw.length;
+  if (raw[end - 1] === 0x0a && raw[end - 2] === 0x0a) end -= 1;
+  else if (raw[end - 1] === 0x0a && raw[end - 2] === 0x0d && raw[end - 3] === 0x0a) end -= 2;
+  const body = nl < 0 ? Buffer.alloc(0) : raw.subarray(nl + 1, Math.max(nl + 1, end));
   const text = body.toString('latin1').replace(/^>(>*From )/gm, '$1');
   return Buffer.from(text, 'latin1');
 }

@@ -497,7 +497,8 @@ export function program(): Command {
         // The queue's failure is the classifier's, not expiry's: said, and left for the next run.
         try {
           const { learnQueue } = await import('./learn.js');
-          console.log(await learnQueue(store, config, hp, Date.now()));
+          const line = await learnQueue(store, config, hp, Date.now(), true);
+          if (line !== undefined) console.log(line);
         } catch (err) {
           process.stderr.write(`vouch: learning: ${(err as Error).message}\n`);
           process.exitCode = 1;

@@ -15,12 +15,13 @@ function summary(what: string, c: LearnCounts, ms: number): string {
   return `${parts.join(', ')} (${(ms / 1000).toFixed(1)} s)`;
 }
 
-/** Applies the learning queue; one summary line. */
-export async function learnQueue(store: Store, config: Config, hp: HomePaths, now: number): Promise<string> {
+/** Applies the learning queue; one summary line, or undefined when `quiet` and nothing was due. */
+export async function learnQueue(store: Store, config: Config, hp: HomePaths, now: number, quiet = false): Promise<string | undefined> {
   // bogofilter creates its files with our umask: nobody else may read the word list.
   process.umask(0o077);
   const t0 = Date.now();
   const c = await applyQueue(store, config.classifier, hp.dir, now);
+  if (quiet && c.ham + c.spam + c.unreadable === 0) return undefined;
   return summary('learning queue', c, Date.now() - t0);
 }
 

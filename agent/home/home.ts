@@ -64,9 +64,9 @@ export interface InitResult {
   readonly classifier?: string | undefined;
 }
 
-/** The bogofilter program: the config's default path, else the first one on PATH. */
+/** The first bogofilter program on PATH. */
 export function findBogofilter(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const dirs = ['/usr/bin', ...(env['PATH'] ?? '').split(':').filter((d) => d.startsWith('/'))];
+  const dirs = (env['PATH'] ?? '').split(':').filter((d) => d.startsWith('/'));
   for (const d of dirs) {
     const p = join(d, 'bogofilter');
     try {
