@@ -2,7 +2,7 @@
 // exit code. Loads only what the path at hand needs: the whitelisted path never loads the MIME
 // parser, the mail composer or the template engine.
 
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { addressKey, bindingKey, domainOf, exactPattern, exactPatterns, lookupKeys, senderKeyOf, unwrapSrs } from '../mail/address.js';
@@ -22,7 +22,7 @@ import { release } from '../release/release.js';
 import type { Store } from '../store/store.js';
 import { programWrote, suppression } from '../policy/suppress.js';
 import type { ScreenInput, Screening } from '../auth/screen.js';
-import { sampled, type ClassifierOutcome } from '../policy/classify.js';
+import { classifierOutcome, sampled, type ClassifierOutcome } from '../policy/classify.js';
 
 export interface DeliverOptions {
   readonly home: string | undefined;
@@ -166,7 +166,7 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
     ctx.early.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     await import('../challenge/challenge.js').catch(() => undefined);
-    if (config.classifier.enabled) await import('../classify/bogofilter.js').catch(() => undefined);
+    if (trained(config)) await import('../classify/bogofilter.js').catch(() => undefined);
   }
   let store: Store;
   try {
@@ -428,9 +428,16 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
   return `${head}; challenge ${sent.ok ? 'sent' : `failed (${sent.reason})`}`;
 }
 
+/** The classifier is on and has a word list (bogofilter's file in classifier.wordlists). */
+function trained(config: Config): boolean {
+  return config.classifier.enabled && existsSync(join(config.classifier.wordlists, 'wordlist.db'));
+}
+
 /** The classifier's word on a message that would otherwise be challenged. Whatever goes wrong
  * (the module, the program, its answer) ends as a failure the log line names, never as an error. */
 async function askClassifier(ctx: Context): Promise<ClassifierOutcome> {
+  // Without a word list bogofilter could only say "unsure": neither it nor its runner is loaded.
+  if (!trained(ctx.config)) return classifierOutcome({ kind: 'untrained' }, ctx.config.classifier.suppress);
   try {
     const { judge: run } = await import('../classify/bogofilter.js');
     return await run(ctx.config.classifier, ctx.message);
