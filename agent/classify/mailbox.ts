@@ -55,10 +55,13 @@ export function* messagesInFile(file: string, onBytes?: (n: number) => void): Ge
     let pos = 0;
     let count = 0;
     let eof = false;
+    // Where the search for a separator goes on in `pending`: what was searched already is not
+    // searched again after the next piece arrives (a separator is at most 7 bytes long).
+    let scanned = 1;
     // A message starts after a line `From …` that follows an empty line (or the start).
     while (!eof || pending.length > 0) {
       let cut = -1;
-      for (let from = 1; ; ) {
+      for (let from = scanned; ; ) {
         const i = pending.indexOf('\nFrom ', from);
         if (i < 0) break;
         if (pending[i - 1] === 0x0a || (pending[i - 1] === 0x0d && pending[i - 2] === 0x0a)) {
@@ -68,6 +71,7 @@ export function* messagesInFile(file: string, onBytes?: (n: number) => void): Ge
         from = i + 1;
       }
       if (cut < 0 && !eof) {
+        scanned = Math.max(1, pending.length - 8);
         const buf = Buffer.alloc(CHUNK);
         const got = readSync(fd, buf, 0, CHUNK, pos);
         pos += got;
@@ -77,6 +81,7 @@ export function* messagesInFile(file: string, onBytes?: (n: number) => void): Ge
       }
       const whole = cut < 0 ? pending : pending.subarray(0, cut);
       pending = cut < 0 ? Buffer.alloc(0) : pending.subarray(cut);
+      scanned = 1;
       count += 1;
       onBytes?.(pos - pending.length);
       const bytes = unquote(whole);
