@@ -140,3 +140,34 @@ test('transactions on one store take turns: concurrent list changes and holds al
   t.is(await store.countHeld(), 10);
   t.true((await store.countPatterns('white')) >= 9);
 });
+
+test('a schema 4 store is brought to 6 and gets the learning queue; held bytes are queued in the same transaction as the decision', async (t) => {
+  const path = dbPath();
+  const s = await Store.open(path);
+  await s.db.exec('DROP TABLE learning; PRAGMA user_version = 4');
+  await s.close();
+  const store = await Store.open(path);
+  try {
+    t.is(SCHEMA_VERSION, 6);
+    t.is((await store.db.get<{ user_version: number }>('PRAGMA user_version'))?.user_version, 6);
+    const a = await store.hold(input({ digest: 'a', raw: Buffer.from('Subject: a\n\nfirst body\n') }));
+    const b = await store.hold(input({ digest: 'b', sender: 'c@example.net', senderKey: 'c@example.net', raw: Buffer.from('Subject: b\n\nsecond body\n') }));
+    const c = await store.hold(input({ digest: 'c', sender: 'd@example.net', senderKey: 'd@example.net', raw: Buffer.from('Subject: c\n\nthird\n') }));
+    await store.delete([a.id], 10, 'deleted', { verdict: 'spam', maxBytes: 12 });
+    await store.delete([b.id], 11, 'expired', { verdict: 'spam', maxBytes: 100, only: (h) => h.challenge === 'sent' });
+    await store.delete([c.id], 12, 'deleted');
+    const due = await store.learningDue(10);
+    // Cut to maxBytes; the expired one was never challenged, the plain delete teaches nothing.
+    t.deepEqual(due.map((d) => [d.key, d.verdict, d.learned, d.bytes?.toString()]), [[`held:${a.id}`, 'spam', null, 'Subject: a\n\n']]);
+    // The body itself is gone, as before.
+    t.is(await store.raw(a.id), undefined);
+    await store.markLearned([{ key: `held:${a.id}`, verdict: 'spam' }], 20);
+    t.deepEqual(await store.learningDue(10), []);
+    t.deepEqual([...(await store.learnedAs([`held:${a.id}`, 'sha256:none']))], [[`held:${a.id}`, 'spam']]);
+    // The learning queue's due rows are found through its partial index.
+    const plan = await store.db.all<{ detail: string }>(`EXPLAIN QUERY PLAN SELECT key FROM learning INDEXED BY learning_due WHERE learned IS NULL OR learned <> verdict ORDER BY queued`);
+    t.true(plan.some((p) => /learning_due/.test(p.detail)), JSON.stringify(plan));
+  } finally {
+    await store.close();
+  }
+});

@@ -1265,11 +1265,6 @@ export class Store {
     );
   }
 
-  /** How many queued messages wait to be learned. */
-  async learningBacklog(): Promise<number> {
-    return (await this.db.get<{ n: number }>(`SELECT count(*) AS n FROM learning INDEXED BY learning_due WHERE learned IS NULL OR learned <> verdict`))?.n ?? 0;
-  }
-
   /** Records that the word list now holds each message as `verdict`. `decided`: the verdict is
    * also the message's latest decision (a bootstrap says so; the queue keeps its own, which a
    * later decision may have changed meanwhile: then the row stays due). */
