@@ -70,13 +70,15 @@ test('learning brings a message from what the word list holds to the verdict, un
 });
 
 test('whitelisted deliveries are sampled 1 in N by their key, the same way on a retry', (t) => {
-  t.false(sampled('00000000aaaa', 0));
-  t.true(sampled('12345678', 1));
-  t.true(sampled('0000000a', 10));
-  t.false(sampled('0000000b', 10));
-  t.false(sampled('zzzz', 3));
+  t.false(sampled('20480-00000000aaaa', 0));
+  t.true(sampled('20480-12345678ffff', 1));
+  t.true(sampled('20480-0000000a0000', 10));
+  t.false(sampled('20480-0000000b0000', 10));
+  t.false(sampled('20480-zzzz', 3));
+  // The length in front of the hash does not choose: the same hash gives the same answer.
+  t.is(sampled('1-0000000affff', 10), sampled('99999-0000000affff', 10));
   let n = 0;
-  for (let i = 0; i < 10_000; i++) if (sampled(((i * 2654435761) >>> 0).toString(16).padStart(8, '0'), 100)) n++;
+  for (let i = 0; i < 10_000; i++) if (sampled(`20480-${((i * 2654435761) >>> 0).toString(16).padStart(8, '0')}00000000`, 100)) n++;
   t.true(n > 50 && n < 200, String(n));
 });
 

@@ -100,10 +100,11 @@ export function learnSteps(learned: Learned | null | undefined, want: Learned): 
 }
 
 /** Whether a whitelisted delivery is kept as a ham sample: 1 in `every`, chosen by the message's
- * key (a hex hash), so a retried delivery makes the same choice. */
+ * delivery key (`<length>-<hex hash>`), so a retried delivery makes the same choice. */
 export function sampled(key: string, every: number): boolean {
   if (every <= 0) return false;
   if (every === 1) return true;
-  const n = Number.parseInt(key.slice(0, 8), 16);
+  const hash = key.slice(key.lastIndexOf('-') + 1, key.lastIndexOf('-') + 9);
+  const n = /^[0-9a-f]{8}$/.test(hash) ? Number.parseInt(hash, 16) : NaN;
   return Number.isFinite(n) && n % every === 0;
 }
