@@ -143,7 +143,7 @@ test('transactions on one store take turns: concurrent list changes and holds al
 
 test('a schema 4 store is brought to 6 and gets the learning queue; held bytes are queued in the same transaction as the decision', async (t) => {
   const path = dbPath();
-  const s = await Store.open(path);
+  const s = await Store.open(path, { create: true });
   await s.db.exec('DROP TABLE learning; PRAGMA user_version = 4');
   await s.close();
   const store = await Store.open(path);
