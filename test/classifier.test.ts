@@ -327,3 +327,17 @@ test('vouch init enables the classifier when it finds bogofilter on PATH, and sa
   t.regex(off.stdout, /classifier disabled: no bogofilter found/);
   t.regex(readFileSync(join(base, 'off', 'config.toml'), 'utf8'), /^\[classifier\][\s\S]*?^enabled = false$/m);
 });
+
+real('two learners never run at once: a live one holds learn.lock, a dead one\'s lock is taken over', async (t) => {
+  const h = await makeHome();
+  // This test's own process is alive.
+  writeFileSync(join(h.dir, 'learn.lock'), `${process.pid}\n`);
+  const busy = await vouch(['learn'], { env: h.env });
+  t.is(busy.code, 1);
+  t.regex(busy.stderr, /another vouch learn is at work/);
+  // A pid no process has.
+  writeFileSync(join(h.dir, 'learn.lock'), '2147483646\n');
+  const ok = await vouch(['learn'], { env: h.env });
+  t.is(ok.code, 0, ok.stderr);
+  t.false(existsSync(join(h.dir, 'learn.lock')));
+});

@@ -4,13 +4,49 @@
 // one, and a later contrary decision unlearns the earlier one before it learns the new.
 
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HAM_SAMPLES } from '../home/home.js';
 import { learnSteps, type LearnFlag, type Learned } from '../policy/classify.js';
 import type { LearnItem, Store } from '../store/store.js';
 import { register, type ClassifierConfig } from './bogofilter.js';
 import { filesIn, messagesInFile } from './mailbox.js';
+
+/** The file in the vouch home that says a `vouch learn` (or `vouch expire`'s learning) is at work:
+ * two at once would both take the same queued messages and learn them twice. */
+const LOCK = 'learn.lock';
+
+export class LearnBusyError extends Error {}
+
+/** Runs `fn` as the one learner of this home. A lock left by a process that is gone is taken over. */
+export async function asOnlyLearner<T>(home: string, fn: () => Promise<T>): Promise<T> {
+  const file = join(home, LOCK);
+  for (let tries = 0; ; tries++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
+      const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new LearnBusyError(`another vouch learn is at work (pid ${pid})`);
+      unlinkSync(file);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    unlinkSync(file);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /** Messages (and bytes) per bogofilter run. */
 const BATCH = 250;

@@ -4,7 +4,7 @@
 import { UsageError } from '../failure/failure.js';
 import type { Config } from '../home/config.js';
 import type { HomePaths } from '../home/home.js';
-import { applyQueue, bootstrap, type BootstrapSources, type LearnCounts } from '../classify/learn.js';
+import { applyQueue, asOnlyLearner, bootstrap, type BootstrapSources, type LearnCounts } from '../classify/learn.js';
 import type { Store } from '../store/store.js';
 
 function summary(what: string, c: LearnCounts, ms: number): string {
@@ -20,7 +20,7 @@ export async function learnQueue(store: Store, config: Config, hp: HomePaths, no
   // bogofilter creates its files with our umask: nobody else may read the word list.
   process.umask(0o077);
   const t0 = Date.now();
-  const c = await applyQueue(store, config.classifier, hp.dir, now);
+  const c = await asOnlyLearner(hp.dir, () => applyQueue(store, config.classifier, hp.dir, now));
   if (quiet && c.ham + c.spam + c.unreadable === 0) return undefined;
   return summary('learning queue', c, Date.now() - t0);
 }
@@ -55,7 +55,7 @@ export async function learnCommand(store: Store, config: Config, hp: HomePaths, 
     const t0 = Date.now();
     let c: LearnCounts;
     try {
-      c = await bootstrap(store, config.classifier, sources, Date.now(), bar.update);
+      c = await asOnlyLearner(hp.dir, () => bootstrap(store, config.classifier, sources, Date.now(), bar.update));
     } finally {
       bar.end();
     }
