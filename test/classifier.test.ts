@@ -230,6 +230,7 @@ const FAKES: [string, string, RegExp][] = [
   ['hangs with a child holding its output', '#!/bin/sh\n(sleep 30; echo S 1) &\nsleep 30\n', /classifier timed out/],
   ['crashes', '#!/bin/sh\nkill -SEGV $$\n', /classifier killed by SIGSEGV/],
   ['prints garbage', '#!/bin/sh\ncat >/dev/null\necho "Spam? maybe!"\nexit 0\n', /classifier unreadable answer/],
+  ['prints without end', '#!/bin/sh\nexec yes "S 1"\n', /classifier unreadable answer \(too long\)/],
   ['exits with an error', '#!/bin/sh\necho "S 1"\nexit 3\n', /classifier error \(exit 3\)/],
   ['is missing', '', /classifier program not found/],
 ];

@@ -24,6 +24,7 @@ test('bogofilter -T answers are believed only when well formed and in agreement 
     [{ code: null, timedOut: true }, { kind: 'failed', why: 'timed out' }],
     [{ code: null, error: 'ENOENT' }, { kind: 'failed', why: 'program not found' }],
     [{ code: null, error: 'EACCES' }, { kind: 'failed', why: 'cannot run (EACCES)' }],
+    [{ code: null, error: 'too much output' }, { kind: 'failed', why: 'unreadable answer (too long)' }],
   ];
   for (const [e, want] of table) t.deepEqual(readTerse(end(e)), want, JSON.stringify(e));
 });

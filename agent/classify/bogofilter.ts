@@ -1,9 +1,9 @@
 // bogofilter as a small program, qmail-style: an argv array, the message on stdin, the answer on
 // stdout and in the exit status, and a timeout that kills it (and anything it started). A program
 // that is missing, slow, crashing or printing garbage costs at most the timeout and is reported
-// as a failure; it never throws.
+// as a failure; classification never throws.
 
-import { spawn } from 'node:child_process';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../home/config.js';
@@ -11,61 +11,37 @@ import { classifierOutcome, readTerse, type ClassifierAnswer, type ClassifierOut
 
 export type ClassifierConfig = Config['classifier'];
 
-/** Output past this is not bogofilter's terse answer: the rest is dropped unread. */
+/** Output past this is not bogofilter's terse answer (the program is stopped there). */
 const MAX_OUTPUT = 4096;
 
-/** Runs `cmd args` with `input` on stdin; after `timeoutMs` its process group is killed and the
- * run ends as timed out, whether or not the pipes ever close. */
-export function runProgram(cmd: string, args: readonly string[], input: Buffer | readonly Buffer[], timeoutMs: number): Promise<ProgramEnd & { stderr: string }> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outLen = 0;
-    let errLen = 0;
-    const finish = (end: Omit<ProgramEnd, 'stdout'>) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve({ ...end, stdout: Buffer.concat(out).toString('latin1'), stderr: Buffer.concat(err).toString('utf8').trim().slice(0, 300) });
-    };
-    let child: ReturnType<typeof spawn>;
+/** Runs `cmd args` with `input` on stdin, in a process group of its own. After `timeoutMs` it is
+ * killed, and so is anything it started (a wrapper script's children), whether or not they
+ * still hold its pipes. Blocking: a delivery has nothing else to do meanwhile, and a blocking
+ * child costs a cold process less than one with streams (no sockets are made for its pipes). */
+export function runProgram(cmd: string, args: readonly string[], input: Buffer | readonly Buffer[], timeoutMs: number): ProgramEnd & { stderr: string } {
+  const r = spawnSync(cmd, [...args], {
+    input: Buffer.isBuffer(input) ? input : Buffer.concat(input),
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+    maxBuffer: MAX_OUTPUT,
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  } as SpawnSyncOptions & { detached: boolean });
+  const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+  if (r.pid !== undefined && r.pid > 0 && (code === 'ETIMEDOUT' || code === 'ENOBUFS')) {
     try {
-      // Its own process group, so a timeout kills a shell wrapper's children too.
-      child = spawn(cmd, [...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    } catch (e) {
-      resolve({ code: null, signal: null, stdout: '', stderr: '', timedOut: false, error: (e as NodeJS.ErrnoException).code ?? 'spawn failed' });
-      return;
+      process.kill(-r.pid, 'SIGKILL');
+    } catch {
+      /* the group is gone already */
     }
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      child.stdin?.destroy();
-      finish({ code: null, signal: null, timedOut: true });
-    }, timeoutMs);
-    child.on('error', (e: NodeJS.ErrnoException) => finish({ code: null, signal: null, timedOut: false, error: e.code ?? 'spawn failed' }));
-    child.stdout?.on('data', (c: Buffer) => {
-      if (outLen < MAX_OUTPUT) out.push(c);
-      outLen += c.length;
-    });
-    child.stderr?.on('data', (c: Buffer) => {
-      if (errLen < MAX_OUTPUT) err.push(c);
-      errLen += c.length;
-    });
-    child.on('close', (code, signal) => finish({ code, signal, timedOut: false }));
-    // A program that exits without reading all of stdin closes the pipe: not our failure.
-    child.stdin?.on('error', () => undefined);
-    const parts = Buffer.isBuffer(input) ? [input] : input;
-    for (const p of parts) child.stdin?.write(p);
-    child.stdin?.end();
-  });
+  }
+  const stdout = r.stdout?.toString('latin1') ?? '';
+  const stderr = r.stderr?.toString('utf8').trim().slice(0, 300) ?? '';
+  if (code === 'ETIMEDOUT') return { code: null, signal: null, stdout, stderr, timedOut: true };
+  if (code === 'ENOBUFS') return { code: null, signal: null, stdout: '', stderr, timedOut: false, error: 'too much output' };
+  // EPIPE: the program ended without reading all of its stdin. Its exit says what happened.
+  if (code !== undefined && code !== 'EPIPE') return { code: null, signal: null, stdout: '', stderr, timedOut: false, error: code };
+  return { code: r.status, signal: r.signal, stdout, stderr, timedOut: false };
 }
 
 /** Whether the word list exists: without one bogofilter can only say "unsure". */
@@ -76,8 +52,7 @@ export function trained(cfg: ClassifierConfig): boolean {
 /** Classifies one message (its first classifier.max_size bytes). */
 export async function classify(cfg: ClassifierConfig, message: Buffer): Promise<ClassifierAnswer> {
   if (!trained(cfg)) return { kind: 'untrained' };
-  const end = await runProgram(cfg.command, ['-d', cfg.wordlists, '-T'], message.subarray(0, cfg.max_size), cfg.timeout);
-  return readTerse(end);
+  return readTerse(runProgram(cfg.command, ['-d', cfg.wordlists, '-T'], message.subarray(0, cfg.max_size), cfg.timeout));
 }
 
 /** What the classifier says about a message that would otherwise be challenged (the held path's
@@ -114,7 +89,7 @@ function learnTimeout(cfg: ClassifierConfig, n: number): number {
 /** Learns (or unlearns) messages in one bogofilter run. Throws when bogofilter fails. */
 export async function register(cfg: ClassifierConfig, flag: LearnFlag, messages: readonly Buffer[]): Promise<void> {
   if (messages.length === 0) return;
-  const end = await runProgram(cfg.command, ['-d', cfg.wordlists, flag], mboxOf(messages, cfg.max_size), learnTimeout(cfg, messages.length));
+  const end = runProgram(cfg.command, ['-d', cfg.wordlists, flag], mboxOf(messages, cfg.max_size), learnTimeout(cfg, messages.length));
   if (end.error !== undefined) throw new Error(`cannot run ${cfg.command} (${end.error})`);
   if (end.timedOut) throw new Error(`${cfg.command} ${flag} timed out`);
   if (end.code !== 0) throw new Error(`${cfg.command} ${flag} failed (${end.signal ?? `exit ${String(end.code)}`})${end.stderr ? `: ${end.stderr.split('\n')[0]}` : ''}`);

@@ -31,6 +31,7 @@ const TERSE = /^([SHU]) ([01](?:\.\d{1,12})?(?:e[-+]?\d{1,3})?|\d\.\d{1,12}e[-+]
 /** Reads `bogofilter -T`'s answer; anything but a well-formed verdict that agrees with the exit
  * status is a failure. */
 export function readTerse(end: ProgramEnd): ClassifierAnswer {
+  if (end.error === 'too much output') return { kind: 'failed', why: 'unreadable answer (too long)' };
   if (end.error !== undefined) return { kind: 'failed', why: end.error === 'ENOENT' ? 'program not found' : `cannot run (${end.error})` };
   if (end.timedOut) return { kind: 'failed', why: 'timed out' };
   if (end.signal !== null) return { kind: 'failed', why: `killed by ${end.signal}` };
