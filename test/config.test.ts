@@ -62,6 +62,7 @@ const bad: [string, string][] = [
   [`${minimal}[classifier]\nsuppress = ["spam", "ham"]\n`, 'classifier.suppress'],
   [`${minimal}[classifier]\nsuppress = "spam"\n`, 'classifier.suppress'],
   [`${minimal}[classifier]\ntimeout = "0s"\n`, 'classifier.timeout'],
+  [`${minimal}[classifier]\ntimeout = "2m"\n`, 'classifier.timeout'],
   [`${minimal}[classifier]\nmax_size = "2M"\n`, 'classifier.max_size'],
   [`${minimal}[classifier]\nlearn_whitelisted = -1\n`, 'classifier.learn_whitelisted'],
   [`${minimal}[classifier]\nwordlist = "x"\n`, 'classifier.wordlist'],

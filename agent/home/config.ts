@@ -201,6 +201,8 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
 
 /** The largest classifier.max_size: a held body's first stored piece (store.BODY_CHUNK) holds it. */
 const CLASSIFIER_MAX_SIZE = 1024 * 1024;
+/** The longest classifier.timeout: well inside any delivery's deadline. */
+const CLASSIFIER_MAX_TIMEOUT = 60_000;
 
 /** Reads and checks `config.toml` in the home. Paths in it are resolved: `~` is the user's home,
  * a relative path is relative to the vouch home. */
@@ -310,6 +312,10 @@ export function parseConfig(text: string, home: string, env: NodeJS.ProcessEnv =
   }
   if ((out['classifier']?.['max_size'] as number) > CLASSIFIER_MAX_SIZE) {
     throw new ConfigError('config key classifier.max_size must be at most "1M"', 'classifier.max_size');
+  }
+  // A delivery waits for the classifier without its deadline's timer (the program runs blocking).
+  if ((out['classifier']?.['timeout'] as number) > CLASSIFIER_MAX_TIMEOUT) {
+    throw new ConfigError('config key classifier.timeout must be at most "60s"', 'classifier.timeout');
   }
   return Object.freeze(out) as unknown as Config;
 }
