@@ -335,6 +335,10 @@ real('two learners never run at once: a live one holds learn.lock, a dead one\'s
   const busy = await vouch(['learn'], { env: h.env });
   t.is(busy.code, 1);
   t.regex(busy.stderr, /another vouch learn is at work/);
+  // vouch expire leaves the queue to the learner at work, without an error.
+  const expire = await vouch(['expire'], { env: h.env });
+  t.is(expire.code, 0, expire.stderr);
+  t.is(expire.stderr, '');
   // A pid no process has.
   writeFileSync(join(h.dir, 'learn.lock'), '2147483646\n');
   const ok = await vouch(['learn'], { env: h.env });

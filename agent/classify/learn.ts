@@ -16,7 +16,9 @@ import { filesIn, messagesInFile } from './mailbox.js';
  * two at once would both take the same queued messages and learn them twice. */
 const LOCK = 'learn.lock';
 
-export class LearnBusyError extends Error {}
+export class LearnBusyError extends Error {
+  override readonly name = 'LearnBusyError';
+}
 
 /** Runs `fn` as the one learner of this home. A lock left by a process that is gone is taken over. */
 export async function asOnlyLearner<T>(home: string, fn: () => Promise<T>): Promise<T> {

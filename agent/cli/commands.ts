@@ -500,6 +500,8 @@ export function program(): Command {
           const line = await learnQueue(store, config, hp, Date.now(), true);
           if (line !== undefined) console.log(line);
         } catch (err) {
+          // Another learner at work takes this queue too: nothing to do, nothing wrong.
+          if ((err as Error).name === 'LearnBusyError') return;
           process.stderr.write(`vouch: learning: ${(err as Error).message}\n`);
           process.exitCode = 1;
         }
