@@ -250,7 +250,9 @@ for (const [what, script, why] of FAKES) {
     t.is(r.code, 99, r.stdout);
     t.regex(r.stdout, why);
     t.regex(r.stdout, /usual rules; challenge sent/);
-    t.true(ms < 6000, `${ms} ms`);
+    // The stand-ins that hang would take 30 s: the delivery ends long before (the bound is loose
+    // for a machine busy with other work, where a delivery alone can take seconds).
+    t.true(ms < 20_000, `${ms} ms`);
     t.is(sm.sent().length, 1);
     const held = await pendingList(h);
     t.is(held.length, 1);
