@@ -25,37 +25,17 @@ export async function learnQueue(store: Store, config: Config, hp: HomePaths, no
   return summary('learning queue', c, Date.now() - t0);
 }
 
-/** A one-line bar redrawn in place, at most every 100 ms; nothing when stderr is not a terminal. */
-function progressBar(): { update: (done: number, total: number, messages: number) => void; end: () => void } {
-  if (!process.stderr.isTTY) return { update: () => undefined, end: () => undefined };
-  let last = 0;
-  let drawn = false;
-  return {
-    update(done, total, messages) {
-      const t = Date.now();
-      if (t - last < 100 && done < total) return;
-      last = t;
-      const width = 30;
-      const frac = total > 0 ? Math.min(1, done / total) : 1;
-      const fill = Math.round(frac * width);
-      process.stderr.write(`\r[${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${String(Math.floor(frac * 100)).padStart(3)}%  ${messages} messages`);
-      drawn = true;
-    },
-    end() {
-      if (drawn) process.stderr.write('\n');
-    },
-  };
-}
-
 export async function learnCommand(store: Store, config: Config, hp: HomePaths, sources: BootstrapSources): Promise<void> {
   if (!config.classifier.enabled) throw new UsageError('the classifier is disabled (classifier.enabled = false in config.toml)');
   process.umask(0o077);
   if (sources.ham.length > 0 || sources.spam.length > 0) {
-    const bar = progressBar();
+    // The bar `vouch whitelist learn` draws, on a terminal only.
+    const { progressBar } = await import('../send/learn.js');
+    const bar = process.stderr.isTTY ? progressBar((text) => process.stderr.write(text)) : { progress: () => undefined, end: () => undefined };
     const t0 = Date.now();
     let c: LearnCounts;
     try {
-      c = await asOnlyLearner(hp.dir, () => bootstrap(store, config.classifier, sources, Date.now(), bar.update));
+      c = await asOnlyLearner(hp.dir, () => bootstrap(store, config.classifier, sources, Date.now(), (done, total) => bar.progress(done, total)));
     } finally {
       bar.end();
     }
