@@ -145,7 +145,7 @@ test('a schema 4 store is brought forward and gets the learning queue; held byte
   const path = dbPath();
   const s = await Store.open(path, { create: true });
   // What schema 4 had: none of the later steps' tables and columns.
-  await s.db.exec('DROP TABLE learning; DROP TABLE outgoing; ALTER TABLE messages DROP COLUMN digested; PRAGMA user_version = 4');
+  await s.db.exec('DROP TABLE learning; DROP TABLE outgoing; DROP TABLE blocklist; DROP TABLE good_clients; ALTER TABLE messages DROP COLUMN digested; PRAGMA user_version = 4');
   await s.close();
   const store = await Store.open(path);
   try {
