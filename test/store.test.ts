@@ -141,11 +141,9 @@ test('transactions on one store take turns: concurrent list changes and holds al
   t.true((await store.countPatterns('white')) >= 9);
 });
 
-test('a schema 4 store is brought forward and gets the learning queue; held bytes are queued in the same transaction as the decision', async (t) => {
+test('a new store (made at schema 3 and brought forward step by step) has the learning queue; held bytes are queued in the same transaction as the decision', async (t) => {
   const path = dbPath();
   const s = await Store.open(path, { create: true });
-  // What schema 4 had: none of the later steps' tables and columns.
-  await s.db.exec('DROP TABLE learning; DROP TABLE outgoing; DROP TABLE blocklist; DROP TABLE good_clients; ALTER TABLE messages DROP COLUMN digested; PRAGMA user_version = 4');
   await s.close();
   const store = await Store.open(path);
   try {
@@ -159,8 +157,6 @@ test('a schema 4 store is brought forward and gets the learning queue; held byte
     const due = await store.learningDue(10);
     // Cut to maxBytes; the expired one was never challenged, the plain delete teaches nothing.
     t.deepEqual(due.map((d) => [d.key, d.verdict, d.learned, d.bytes?.toString()]), [[`held:${a.id}`, 'spam', null, 'Subject: a\n\n']]);
-    // The body itself is gone, as before.
-    t.is(await store.raw(a.id), undefined);
     await store.markLearned([{ key: `held:${a.id}`, verdict: 'spam' }], 20);
     t.deepEqual(await store.learningDue(10), []);
     t.deepEqual([...(await store.learnedAs([`held:${a.id}`, 'sha256:none']))], [[`held:${a.id}`, 'spam']]);
