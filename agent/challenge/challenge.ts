@@ -13,6 +13,8 @@ import { failpoint } from '../failure/failpoint.js';
 import { confirmTag, taggedAddress } from '../tags/tags.js';
 import { TransportError, transportFor, type MailEnvelope, type Transport } from './transport.js';
 
+export { transportFor };
+
 export interface ChallengeRequest {
   readonly config: Config;
   readonly secret: Buffer;
