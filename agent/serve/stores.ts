@@ -1,97 +1,117 @@
-// The stores `vouch serve` keeps open between deliveries: idle connections by home, the least
-// recently used closed first beyond a bound. A delivery borrows a connection for itself, as a
-// `vouch deliver` process opens its own, so concurrent deliveries to one home never share a
-// transaction: SQLite's locks order them, exactly as between processes.
+// The stores `vouch serve` keeps open between deliveries: one connection per home, lent to one
+// delivery at a time (the next one to that home waits its turn in this process instead of in
+// SQLite's busy handler, which sleeps), the least recently used closed first beyond a bound.
+// Deliveries to different homes run side by side; other processes (the CLI, the review page)
+// still meet this one through SQLite's locks, as they meet `vouch deliver`.
 
 import { statSync } from 'node:fs';
 import type { StoreSource } from '../deliver/deliver.js';
 import type { HomePaths } from '../home/home.js';
 import type { Store } from '../store/store.js';
 
-/** An idle connection and the file it was opened on (a store replaced or removed meanwhile, by the
- * user or a restore, must not be written through a connection to the old file). */
-interface Idle {
-  readonly store: Store;
-  readonly file: string;
+interface Entry {
+  /** The open connection, when there is one, and the file it was opened on: a store replaced or
+   * removed meanwhile (by the user, a restore) is never written through a connection to the old file. */
+  store: Store | undefined;
+  file: string;
+  /** Lent to a delivery now. */
+  busy: boolean;
+  /** Deliveries waiting for their turn. */
+  readonly waiting: (() => void)[];
 }
-
-/** Idle connections kept per home at most: more only wait for a burst that is over. */
-const PER_HOME = 4;
 
 export class StorePool implements StoreSource {
   readonly #max: number;
   /** By home folder, least recently used first (a Map keeps insertion order). */
-  readonly #idle = new Map<string, Idle[]>();
-  /** The file identity of each borrowed connection, for its return. */
-  readonly #lent = new Map<Store, string>();
-  #count = 0;
+  readonly #homes = new Map<string, Entry>();
   #closed = false;
 
-  /** `max`: idle connections kept open across all homes. */
+  /** `max`: connections kept open across all homes while idle. */
   constructor(max: number) {
     this.#max = max;
   }
 
-  /** How many connections are open now (idle and lent). */
+  /** Connections open now (idle and lent). */
   get size(): number {
-    return this.#count + this.#lent.size;
+    let n = 0;
+    for (const e of this.#homes.values()) if (e.store !== undefined) n += 1;
+    return n;
   }
 
   async open(paths: HomePaths): Promise<Store> {
-    const file = identity(paths.db);
-    const list = this.#idle.get(paths.dir);
-    while (list !== undefined && list.length > 0) {
-      const idle = list.pop() as Idle;
-      this.#count -= 1;
-      if (list.length === 0) this.#idle.delete(paths.dir);
-      if (idle.file === file) {
-        this.#lent.set(idle.store, file);
-        return idle.store;
-      }
-      void idle.store.close().catch(() => undefined);
+    let e = this.#homes.get(paths.dir);
+    if (e === undefined) {
+      e = { store: undefined, file: '', busy: false, waiting: [] };
+      this.#homes.set(paths.dir, e);
     }
-    const { Store } = await import('../store/store.js');
-    const store = await Store.open(paths.db);
-    this.#lent.set(store, identity(paths.db));
-    return store;
+    while (e.busy) await new Promise<void>((resolve) => (e as Entry).waiting.push(resolve));
+    e.busy = true;
+    // Most recently used: to the end.
+    this.#homes.delete(paths.dir);
+    this.#homes.set(paths.dir, e);
+    try {
+      const file = identity(paths.db);
+      if (e.store !== undefined && e.file === file) return e.store;
+      if (e.store !== undefined) {
+        const old = e.store;
+        e.store = undefined;
+        await old.close().catch(() => undefined);
+      }
+      const { Store } = await import('../store/store.js');
+      e.store = await Store.open(paths.db);
+      e.file = identity(paths.db);
+      return e.store;
+    } catch (err) {
+      this.#release(paths.dir, e);
+      throw err;
+    }
   }
 
   async done(store: Store): Promise<void> {
-    const file = this.#lent.get(store);
-    this.#lent.delete(store);
-    if (this.#closed || file === undefined) {
+    const e = this.#homes.get(store.home);
+    if (e === undefined || e.store !== store) {
       await store.close().catch(() => undefined);
       return;
     }
-    const list = this.#idle.get(store.home) ?? [];
-    this.#idle.delete(store.home);
-    if (list.length >= PER_HOME) {
+    if (this.#closed) {
+      e.store = undefined;
       await store.close().catch(() => undefined);
-    } else {
-      list.push({ store, file });
-      this.#count += 1;
     }
-    this.#idle.set(store.home, list);
-    while (this.#count > this.#max) await this.#evictOldest();
+    this.#release(store.home, e);
+    await this.#trim();
   }
 
-  async #evictOldest(): Promise<void> {
-    const first = this.#idle.entries().next();
-    if (first.done === true) return;
-    const [home, list] = first.value;
-    const idle = list.shift();
-    if (list.length === 0) this.#idle.delete(home);
-    if (idle === undefined) return;
-    this.#count -= 1;
-    await idle.store.close().catch(() => undefined);
+  #release(home: string, e: Entry): void {
+    e.busy = false;
+    const next = e.waiting.shift();
+    if (next !== undefined) next();
+    else if (e.store === undefined) this.#homes.delete(home);
+  }
+
+  /** Closes the least recently used idle connections beyond the bound. */
+  async #trim(): Promise<void> {
+    let open = this.size;
+    for (const [home, e] of this.#homes) {
+      if (open <= this.#max) break;
+      if (e.busy || e.store === undefined) continue;
+      const s = e.store;
+      e.store = undefined;
+      this.#homes.delete(home);
+      open -= 1;
+      await s.close().catch(() => undefined);
+    }
   }
 
   /** Closes every idle connection (SIGHUP: the next delivery opens each store afresh). */
   async closeIdle(): Promise<void> {
-    const all = [...this.#idle.values()].flat();
-    this.#idle.clear();
-    this.#count = 0;
-    await Promise.all(all.map((i) => i.store.close().catch(() => undefined)));
+    const closing: Promise<void>[] = [];
+    for (const [home, e] of this.#homes) {
+      if (e.busy || e.store === undefined) continue;
+      closing.push(e.store.close().catch(() => undefined));
+      e.store = undefined;
+      this.#homes.delete(home);
+    }
+    await Promise.all(closing);
   }
 
   /** Closes everything: idle connections now, lent ones as they come back. */
