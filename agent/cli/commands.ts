@@ -526,8 +526,9 @@ export function program(): Command {
     .option('--delimiter <char>', 'the recipient delimiter between user and extension', '+')
     .option('--max-size <size>', 'the largest message taken', '64M')
     .option('--max-connections <n>', 'connections at once', (v) => positiveInt(v, '--max-connections'), 100)
-    .option('--stores <n>', 'idle stores kept open across all homes', (v) => positiveInt(v, '--stores'), 100)
-    .action(async (o: { listen: string; homes: string; delimiter: string; maxSize: string; maxConnections: number; stores: number }) => {
+    .option('--stores <n>', 'stores kept open across all homes', (v) => positiveInt(v, '--stores'), 100)
+    .option('--socket-mode <mode>', 'the Unix socket\'s mode, octal', '0660')
+    .action(async (o: { listen: string; homes: string; delimiter: string; maxSize: string; maxConnections: number; stores: number; socketMode: string }) => {
       const { runServe } = await import('../serve/server.js');
       await runServe(o);
     });

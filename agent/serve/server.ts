@@ -272,6 +272,7 @@ export interface ServeArgs {
   readonly maxSize: string;
   readonly maxConnections: number;
   readonly stores: number;
+  readonly socketMode: string;
 }
 
 /** `vouch serve`: checks the arguments, listens, prints one line, and runs until SIGTERM or SIGINT
@@ -282,6 +283,7 @@ export async function runServe(a: ServeArgs): Promise<void> {
   const maxSize = parseSize(a.maxSize);
   if (maxSize === undefined) throw new UsageError('--max-size must be a size like "64M"');
   if (a.delimiter.length !== 1 || /[@/\s]/.test(a.delimiter)) throw new UsageError('--delimiter must be one character like "+" or "-"');
+  if (!/^0?[0-7]{3}$/.test(a.socketMode)) throw new UsageError('--socket-mode must be an octal mode like 0660');
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const server = new LmtpServer({
     listen: parseListen(a.listen),
@@ -290,6 +292,7 @@ export async function runServe(a: ServeArgs): Promise<void> {
     maxSize,
     maxConnections: a.maxConnections,
     stores: a.stores,
+    socketMode: parseInt(a.socketMode, 8),
     log,
   });
   const where = await server.start();
