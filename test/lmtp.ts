@@ -109,6 +109,11 @@ export class LmtpClient {
     return this.#closed;
   }
 
+  /** Drops the connection without a word, as a crashing client would. */
+  destroy(): void {
+    this.#sock.destroy();
+  }
+
   close(): void {
     this.#sock.end('QUIT\r\n');
     this.#sock.destroySoon();

@@ -383,3 +383,20 @@ test('vouch serve on a Unix socket: SIGTERM lets the deliveries in flight answer
   for (const h of homes) t.is((await held(h)).length, 3);
   t.regex(s.output(), /stopped/);
 });
+
+test('a client that goes away in the middle of DATA gets nothing delivered, and a stop does not wait for it', async (t) => {
+  const base = hostBase();
+  const alice = await userHome(base, 'alice');
+  await whitelist(alice, 'bob@example.com');
+  const { server, target } = await startServer(t, base);
+  const c = await lmtpSession(target);
+  c.write('MAIL FROM:<bob@example.com>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n');
+  t.deepEqual((await c.replies(3)).map((r) => r.code), [250, 250, 354]);
+  c.write(wire(message({ subject: 'cut short' })).subarray(0, 60));
+  await new Promise((r) => setTimeout(r, 100));
+  c.destroy();
+  const started = Date.now();
+  await server.stop();
+  t.true(Date.now() - started < 5000);
+  t.deepEqual(maildirFiles(alice.maildir), []);
+});

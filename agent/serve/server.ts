@@ -173,11 +173,22 @@ export class LmtpServer {
 
   #onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, replies?: Reply[]) => void): void {
     this.#busy += 1;
-    const answer = (replies: Reply[]) => {
-      callback(null, replies);
+    let over = false;
+    const finish = () => {
+      if (over) return;
+      over = true;
       this.#busy -= 1;
       if (this.#busy === 0) for (const w of this.#idleWaiters.splice(0)) w();
     };
+    const answer = (replies: Reply[]) => {
+      callback(null, replies);
+      finish();
+    };
+    // A client gone in the middle of the data: nothing to deliver, nobody to answer.
+    let ended = false;
+    stream.on('close', () => {
+      if (!ended) finish();
+    });
     const rcpts = session.envelope.rcptTo.map((r) => r.address);
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => {
@@ -185,6 +196,7 @@ export class LmtpServer {
     });
     stream.on('error', () => undefined);
     stream.on('end', () => {
+      ended = true;
       if (stream.sizeExceeded) {
         // The client did not heed SIZE. Still no 5xx after DATA: the client keeps the message.
         const big = () => Object.assign(new Error('4.3.4 vouch: message too big for this server'), { responseCode: 452 });
