@@ -22,7 +22,7 @@ export async function servedHome(base: string, user: string, config: Parameters<
   const dir = join(folder, '.vouch');
   initHome(homePaths(dir), `${user}@example.org`, { HOME: folder, USER: user });
   setConfig(dir, { identity: { delimiter: '+' }, ...config });
-  const store = await Store.open(join(dir, 'vouch.db'));
+  const store = await Store.open(join(dir, 'vouch.db'), { create: true });
   try {
     if (white.length > 0) await store.addPatterns('white', white.map((w) => parsePattern(w)));
     else await store.repairListMap();

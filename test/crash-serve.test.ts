@@ -40,7 +40,7 @@ test('SIGKILL of vouch serve at any moment loses nothing: every recipient ends d
     const dir = join(folder, '.vouch');
     initHome(homePaths(dir), `${u}@example.org`, { HOME: folder, USER: u });
     setConfig(dir, { identity: { delimiter: '+' }, challenge: { enabled: false } });
-    const store = await Store.open(join(dir, 'vouch.db'));
+    const store = await Store.open(join(dir, 'vouch.db'), { create: true });
     await store.addPatterns('white', [parsePattern('@friends.test')]);
     await store.close();
     homes.set(u, { dir, maildir: join(folder, 'Maildir'), expected: new Map() });

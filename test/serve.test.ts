@@ -30,7 +30,7 @@ async function userHome(base: string, user: string, domain = 'example.org', conf
   const dir = join(folder, '.vouch');
   const env: NodeJS.ProcessEnv = { VOUCH_HOME: dir, HOME: folder, USER: user };
   initHome(homePaths(dir), `${user}@${domain}`, env);
-  const store = await Store.open(join(dir, 'vouch.db'));
+  const store = await Store.open(join(dir, 'vouch.db'), { create: true });
   await store.repairListMap();
   await store.close();
   setConfig(dir, { identity: { delimiter: '+' }, send: { transport: 'file', file_dir: join(dir, 'outbox') }, ...config });
@@ -78,7 +78,7 @@ async function whitelist(h: TestHome, who: string): Promise<void> {
 test('the --homes template splits user, extension and domain, and refuses what cannot name a folder', (t) => {
   const rows: [string, string, [string, string, string] | undefined][] = [
     ['alice@example.org', '+', ['alice', '', 'example.org']],
-    ['Alice+News@Example.ORG', '+', ['alice', 'News', 'example.org']],
+    ['Alice+News@Example.ORG', '+', ['alice', 'news', 'example.org']],
     ['alice+confirm-abc.def@example.org', '+', ['alice', 'confirm-abc.def', 'example.org']],
     ['alice-x-y@example.org', '-', ['alice', 'x-y', 'example.org']],
     ['../etc@example.org', '+', undefined],
@@ -399,4 +399,21 @@ test('a client that goes away in the middle of DATA gets nothing delivered, and 
   await server.stop();
   t.true(Date.now() - started < 5000);
   t.deepEqual(maildirFiles(alice.maildir), []);
+});
+
+test('a store that is gone gets 451 and is never made again by the server (only vouch init makes one)', async (t) => {
+  const base = hostBase();
+  const alice = await userHome(base, 'alice');
+  const { server, target } = await startServer(t, base);
+  const c = await lmtpSession(target);
+  const first = await c.send('stranger@example.net', ['alice@example.org'], message({ subject: 'one' }));
+  t.is(first.per[0]?.code, 250);
+  t.is(server.openStores, 1);
+  // Removed while the server keeps it open: the open connection is not written through.
+  for (const f of ['vouch.db', 'vouch.db-wal', 'vouch.db-shm']) rmSync(join(alice.dir, f), { force: true });
+  const second = await c.send('stranger@example.net', ['alice@example.org'], message({ subject: 'two' }));
+  c.close();
+  t.is(second.per[0]?.code, 451);
+  t.regex(second.per[0]?.text ?? '', /^4\.3\.0 vouch: .*store/);
+  t.false(existsSync(join(alice.dir, 'vouch.db')));
 });

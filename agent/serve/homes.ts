@@ -12,7 +12,8 @@ export interface Recipient {
   readonly user: string;
   /** %d: the domain, lower case. */
   readonly domain: string;
-  /** %e: the extension after the first delimiter ('' when there is none), as given. */
+  /** %e: the extension after the first delimiter ('' when there is none), lower case (as Postfix
+   * local(8) folds EXTENSION: vouch's tags are lower case for this reason). */
   readonly ext: string;
 }
 
@@ -25,7 +26,7 @@ export function splitRecipient(address: string, delimiter: string): Recipient | 
   const domain = address.slice(at + 1).toLowerCase();
   const cut = local.indexOf(delimiter);
   const user = (cut < 0 ? local : local.slice(0, cut)).toLowerCase();
-  const ext = cut < 0 ? '' : local.slice(cut + delimiter.length);
+  const ext = cut < 0 ? '' : local.slice(cut + delimiter.length).toLowerCase();
   if (!safePart(user) || !safePart(domain) || (ext !== '' && !safePart(ext))) return undefined;
   return Object.freeze({ address, user, domain, ext });
 }
