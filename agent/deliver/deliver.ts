@@ -16,7 +16,7 @@ import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from '../failu
 import { failpoint } from '../failure/failpoint.js';
 import { cleanText, firstAddress, readHeaders, type Headers } from '../mail/header.js';
 import { homeDir, homePaths, readSecret, type HomePaths } from '../home/home.js';
-import { claim, deliveryKey } from '../store/journal.js';
+import { claim, deliveryKey, type Claim } from '../store/journal.js';
 import { readListMap, type MapAnswer } from '../store/listmap.js';
 import { deliverSync, findMessage, uniqueName, type MaildirWriter } from '../maildir/maildir.js';
 import { readInput, writeLine } from './stdio.js';
@@ -134,6 +134,8 @@ export interface DeliverSeams {
   readonly stores?: StoreSource;
   /** Default: deliverSync (blocking: a delivery process has nothing else to do meanwhile). */
   readonly maildir?: MaildirWriter;
+  /** The delivery journal's claim; default: claim (blocking, as maildir). */
+  readonly claim?: (home: string, key: string, name: string, now: number) => Claim | Promise<Claim>;
   /** Seams of the challenge's transport (a server runs sendmail without blocking). */
   readonly transport?: TransportSeams;
   /** See DeliverOptions. */
@@ -145,6 +147,7 @@ export interface DeliverSeams {
 interface Base {
   readonly config: Config;
   readonly write: MaildirWriter;
+  readonly claim: NonNullable<DeliverSeams['claim']>;
   readonly paths: HomePaths;
   readonly env: Envelope;
   readonly message: Buffer;
@@ -174,7 +177,7 @@ export async function deliverMessage(d: Delivery, seams: DeliverSeams = {}): Pro
   const env = typeof d.envelope === 'function' ? d.envelope(config.identity.address) : d.envelope;
   const { message, rpline, dtline, prepended } = envelopeLines(d.raw, env);
   const headers = readHeaders(message, config.delivery.header_limit);
-  const base: Base = { config, write: seams.maildir ?? deliverSync, paths, env, message, rpline, dtline, headers, now: d.now, vars: seams.env ?? process.env };
+  const base: Base = { config, write: seams.maildir ?? deliverSync, claim: seams.claim ?? claim, paths, env, message, rpline, dtline, headers, now: d.now, vars: seams.env ?? process.env };
   const loop = isLoop(headers, env.recipient, prepended);
   const done = (line: string): Report => ({ outcome: 'done', line: `vouch: ${line} (${env.mta})` });
 
@@ -358,7 +361,7 @@ async function deliverOnce(b: Base, dir: string, key: string): Promise<void> {
   const parts = [Buffer.from(b.rpline), Buffer.from(b.dtline), b.message];
   let name = uniqueName(b.now);
   for (let i = 0; i < COLLISIONS; i++) {
-    const c = claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now);
+    const c = await b.claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now);
     if (c.fresh) break;
     const found = findMessage(dir, c.name);
     if (found === undefined) {

@@ -14,6 +14,7 @@ import { deliverMessage, type DeliverSeams } from '../deliver/deliver.js';
 import { lmtpEnvelope } from '../deliver/envelope.js';
 import { asTempFail, TempFail, UsageError } from '../failure/failure.js';
 import { deliverAwaited } from '../maildir/maildir.js';
+import { claimAwaited } from '../store/journal.js';
 import { spawnAwaited } from '../challenge/transport.js';
 import { homeFor, splitRecipient } from './homes.js';
 import { StorePool } from './stores.js';
@@ -90,7 +91,7 @@ export class LmtpServer {
   constructor(o: ServeOptions) {
     this.#o = o;
     this.#pool = new StorePool(o.stores);
-    this.#seams = { stores: this.#pool, maildir: deliverAwaited, transport: { spawnSync: spawnAwaited } };
+    this.#seams = { stores: this.#pool, maildir: deliverAwaited, claim: claimAwaited, transport: { spawnSync: spawnAwaited } };
     this.#smtp = new SMTPServer({
       lmtp: true,
       name: hostname(),
