@@ -319,7 +319,7 @@ async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
 async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
   switch (v.action) {
     case 'deliver': {
-      const line = direct(ctx, v, ctx.digest);
+      const line = await direct(ctx, v, ctx.digest);
       // Whitelisted after the delivery: a crash between leaves the message delivered, and the MTA's
       // retry finds it there (deliverOnce) and whitelists then.
       const key = v.whitelist === true ? addressKey(ctx.env.sender) : undefined;
