@@ -33,7 +33,9 @@ async function userHome(base: string, user: string, domain = 'example.org', conf
   const store = await Store.open(join(dir, 'vouch.db'), { create: true });
   await store.repairListMap();
   await store.close();
-  setConfig(dir, { identity: { delimiter: '+' }, send: { transport: 'file', file_dir: join(dir, 'outbox') }, ...config });
+  // As test/helpers.ts makeHome: no DNS here, so no authentication policy that needs it.
+  setConfig(dir, { identity: { delimiter: '+' }, send: { transport: 'file', file_dir: join(dir, 'outbox') }, challenge: { require: 'none' } });
+  setConfig(dir, config);
   return { dir, user: folder, maildir: join(folder, 'Maildir'), env };
 }
 
