@@ -1,4 +1,4 @@
-// `npm run bench`: the speed targets of vouch (P1–P6, and P2A: P2 with authentication on), each measured on generated data in temp
+// `npm run bench`: the speed targets of vouch (P1–P8, P2A: P2 with authentication on, and the server's RSS), each measured on generated data in temp
 // homes made by the real `vouch init`. Prints one table and writes the figures to bench/results/.
 // Benchmarks are not tests: nothing here fails a build; the table says pass or fail.
 
@@ -12,6 +12,7 @@ import { finalize, stepRun } from '../agent/store/db.js';
 import { base32 } from '../agent/tags/base32.js';
 import { makeHome, qmailEnv, ROOT, setConfig, vouch, type TestHome } from '../test/helpers.js';
 import { corpus, mbox } from '../test/corpus.js';
+import { diskLimit, onWire, pump, servedHome, startServe } from './serve.js';
 import {
   childrenCpuMs,
   CLI,
@@ -46,6 +47,11 @@ const P5_HELD = Number(process.env['VOUCH_BENCH_P5'] ?? 100_000);
 const P7_HELD = Number(process.env['VOUCH_BENCH_P7'] ?? 100_000);
 const P7_SENDERS = Math.max(1, Math.round(P7_HELD / 5));
 const P7_ALL = Math.round(P7_HELD / 10);
+const P9_MESSAGES = Number(process.env['VOUCH_BENCH_P9'] ?? 6000);
+const P10_MESSAGES = Number(process.env['VOUCH_BENCH_P10'] ?? 2000);
+const RSS_HOMES = Number(process.env['VOUCH_BENCH_HOMES'] ?? 1000);
+/** LMTP connections at once (Postfix's default destination concurrency is 20). */
+const LMTP_CONNECTIONS = 16;
 const MB = 1024 * 1024;
 const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 
@@ -690,6 +696,117 @@ async function p6(): Promise<Row> {
   };
 }
 
+/** Files in a Maildir's new/. */
+function newCount(maildir: string): number {
+  try {
+    return readdirSync(join(maildir, 'new')).length;
+  } catch {
+    return 0;
+  }
+}
+
+async function p9(): Promise<Row> {
+  const base = mkdtempSync(join(work, 'p9-'));
+  const alice = await servedHome(base, 'alice', {}, ['bob@example.com']);
+  // The same disk's limit, in the same run: 16 writers doing nothing but Maildir deliveries.
+  const disk = await diskLimit(join(base, 'raw'), LMTP_CONNECTIONS, 20 * 1024, 3000);
+  const server = await startServe(base);
+  try {
+    const job = (i: number) => ({ from: 'bob@example.com', to: ['alice@example.org'], data: onWire('bob@example.com', `p7-${i}`) });
+    await pump(server.sock, LMTP_CONNECTIONS, Array.from({ length: 200 }, (_, i) => job(-1 - i)));
+    const jobs = Array.from({ length: P9_MESSAGES }, (_, i) => job(i));
+    const r = await pump(server.sock, LMTP_CONNECTIONS, jobs);
+    const rate = P9_MESSAGES / (r.ms / 1000);
+    const ratio = rate / disk;
+    const inBox = newCount(alice.maildir);
+    const ok = r.bad.length === 0 && inBox === P9_MESSAGES + 200;
+    return {
+      id: 'P9',
+      measure: `LMTP, whitelisted 20 KB, ${LMTP_CONNECTIONS} connections, ${P9_MESSAGES} messages`,
+      a: `${rate.toFixed(0)} msg/s`,
+      b: `disk limit ${disk.toFixed(0)} msg/s`,
+      ratio: ratio.toFixed(2),
+      target: '≥ 1000 msg/s, ≥ 0.5 of the disk',
+      pass: ok && rate >= 1000 && ratio >= 0.5,
+      data: { rate, disk, ratio, ms: r.ms, bad: r.bad.slice(0, 5), inMaildir: inBox, rss: server.rss() },
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+async function p10(): Promise<Row> {
+  const base = mkdtempSync(join(work, 'p10-'));
+  const standIn = sendmailStandIn();
+  const users = Array.from({ length: 8 }, (_, i) => `user${i}`);
+  for (const u of users) await servedHome(base, u, { send: { transport: 'sendmail', sendmail: standIn }, challenge: { per_domain_hourly: 1_000_000, global_hourly: 1_000_000 } });
+  const server = await startServe(base);
+  try {
+    const job = (i: number) => {
+      const from = `s${i}.${process.pid}@d${i % 97}.example.net`;
+      return { from, to: [`${users[((i % users.length) + users.length) % users.length]}@example.org`], data: onWire(from, `p8-${i}`, 4 * 1024) };
+    };
+    await pump(server.sock, LMTP_CONNECTIONS, Array.from({ length: 100 }, (_, i) => job(-1 - i)));
+    const r = await pump(server.sock, LMTP_CONNECTIONS, Array.from({ length: P10_MESSAGES }, (_, i) => job(i)));
+    const rate = P10_MESSAGES / (r.ms / 1000);
+    let held = 0;
+    let sent = 0;
+    for (const u of users) {
+      const store = await Store.open(join(base, 'example.org', u, '.vouch', 'vouch.db'));
+      try {
+        const rows = await store.list({});
+        held += rows.length;
+        sent += rows.filter((m) => m.challenge === 'sent').length;
+      } finally {
+        await store.close();
+      }
+    }
+    const total = P10_MESSAGES + 100;
+    return {
+      id: 'P10',
+      measure: `LMTP, unknown senders held and challenged, ${LMTP_CONNECTIONS} connections, ${users.length} homes`,
+      a: `${rate.toFixed(0)} msg/s`,
+      b: `held ${held}, challenged ${sent}`,
+      ratio: `${total - held} missing`,
+      target: '≥ 300 msg/s',
+      pass: r.bad.length === 0 && held === total && sent === total && rate >= 300,
+      data: { rate, ms: r.ms, held, sent, bad: r.bad.slice(0, 5), rss: server.rss() },
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+async function rssHomes(): Promise<Row> {
+  const base = mkdtempSync(join(work, 'homes-'));
+  const users = Array.from({ length: RSS_HOMES }, (_, i) => `user${i}`);
+  for (const u of users) await servedHome(base, u, { challenge: { enabled: false } }, ['bob@example.com']);
+  const server = await startServe(base);
+  try {
+    const idle = server.rss();
+    // Every home touched twice: a whitelisted message (lists map, Maildir) and an unknown sender's
+    // (held: its store opened and kept among the --stores open ones).
+    const jobs = users.flatMap((u, i) => [
+      { from: 'bob@example.com', to: [`${u}@example.org`], data: onWire('bob@example.com', `rss-w${i}`, 8 * 1024) },
+      { from: `x${i}@unknown.example.net`, to: [`${u}@example.org`], data: onWire(`x${i}@unknown.example.net`, `rss-u${i}`, 8 * 1024) },
+    ]);
+    const r = await pump(server.sock, LMTP_CONNECTIONS, jobs);
+    const after = server.rss();
+    return {
+      id: 'RSS',
+      measure: `vouch serve RSS, ${RSS_HOMES.toLocaleString('en')} homes touched (held and delivered)`,
+      a: `idle ${mb(idle.rss)}`,
+      b: `RSS ${mb(after.rss)} (peak ${mb(after.peak)})`,
+      ratio: `${r.bad.length} bad answers`,
+      target: '< 300 MB',
+      pass: r.bad.length === 0 && after.peak < 300 * MB,
+      data: { idle, after, ms: r.ms, bad: r.bad.slice(0, 5) },
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
 function table(rows: readonly Row[]): string {
   const head = ['', 'measure', 'A', 'B', 'ratio', 'target', 'result'];
   const body = rows.map((r) => [r.id, r.measure, r.a, r.b, r.ratio, r.target, r.pass === undefined ? 'n/a' : r.pass ? 'pass' : 'FAIL']);
@@ -711,6 +828,9 @@ async function main(): Promise<void> {
     ['P5', p5],
     ['P6', p6],
     ['P7', p7],
+    ['P9', p9],
+    ['P10', p10],
+    ['RSS', rssHomes],
   ];
   const rows: Row[] = [];
   const started = Date.now();

@@ -12,7 +12,7 @@ import { composeChallenge, humanDuration, oneLine, sendChallenge, wellFormedMess
 import { parseConfig, type Config } from '../agent/home/config.js';
 import type { Held } from '../agent/store/store.js';
 import { confirmTag } from '../agent/tags/tags.js';
-import { FileTransport, SendmailTransport, SmtpTransport, TransportError, sendmailArgs, type SmtpSettings } from '../agent/challenge/transport.js';
+import { FileTransport, SendmailTransport, SmtpTransport, TransportError, sendmailArgs, spawnAwaited, type SmtpSettings } from '../agent/challenge/transport.js';
 import { CLI, deliverQmail, makeHome, message, pendingList, setConfig, vouch } from './helpers.js';
 import { fakeSendmail, parseMail } from './fake-sendmail.js';
 
@@ -186,6 +186,23 @@ test('a sendmail program that hangs is killed and reported as ETIMEDOUT', async 
   const err = await t.throwsAsync(hang.send({ from: '', to: 'bob@example.com' }, Buffer.from('x')), { instanceOf: TransportError });
   t.is(err?.code, 'ETIMEDOUT');
   t.true(Date.now() - started < 10_000);
+});
+
+test('spawnAwaited runs sendmail without blocking, with spawnSync’s answers: input, exit status, a missing program, a timeout', async (t) => {
+  const out = join(mkdtempSync(join(tmpdir(), 'vouch-sa-')), 'out');
+  const ok = new SendmailTransport('/bin/sh', { spawnSync: (_c, _a, o) => spawnAwaited('/bin/sh', ['-c', 'cat > "$0"', out], o) });
+  let ticks = 0;
+  const timer = setInterval(() => (ticks += 1), 1);
+  await ok.send({ from: '', to: 'bob@example.com' }, Buffer.from('Subject: x\n\nbody\n'));
+  t.is(readFileSync(out, 'utf8'), 'Subject: x\n\nbody\n');
+  const failing = new SendmailTransport('/bin/false', { spawnSync: spawnAwaited });
+  t.is((await t.throwsAsync(failing.send({ from: '', to: 'bob@example.com' }, Buffer.from('x')), { instanceOf: TransportError }))?.code, 'ESENDMAIL');
+  const missing = new SendmailTransport('/nonexistent/sendmail', { spawnSync: spawnAwaited });
+  t.is((await t.throwsAsync(missing.send({ from: '', to: 'bob@example.com' }, Buffer.from('x')), { instanceOf: TransportError }))?.code, 'ESENDMAIL');
+  const hang = new SendmailTransport('/bin/sleep', { timeoutMs: 200, spawnSync: (_c, _a, o) => spawnAwaited('/bin/sleep', ['30'], o) });
+  t.is((await t.throwsAsync(hang.send({ from: '', to: 'bob@example.com' }, Buffer.from('x')), { instanceOf: TransportError }))?.code, 'ETIMEDOUT');
+  clearInterval(timer);
+  t.true(ticks > 0, 'timers ran while sendmail did');
 });
 
 test('the file transport writes the .eml and its envelope', async (t) => {

@@ -6,7 +6,7 @@ import test from 'ava';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deliverMessage } from '../agent/deliver/deliver.js';
+import { deliverFromEnvironment } from '../agent/deliver/deliver.js';
 import { deliver, uniqueName } from '../agent/maildir/maildir.js';
 import { makeHome, qmailEnv, vouch } from './helpers.js';
 import { inMaildir, inventory, traced } from './stress/ledger.js';
@@ -40,7 +40,7 @@ test('50 parallel deliveries, releases, deletes, expire and fsck on one home los
       const msg = traced(sid, sender, 2000);
       const old = i % 2 === 0;
       const now = old ? Date.now() - 30 * DAY : Date.now();
-      const r = await deliverMessage(Buffer.from(msg), { home: home.dir, mta: 'qmail', env: qmailEnv(home, sender), now: () => now });
+      const r = await deliverFromEnvironment(Buffer.from(msg), { home: home.dir, mta: 'qmail', env: qmailEnv(home, sender), now: () => now });
       const id = /held ([a-z2-7]{13})/.exec(r.line)?.[1] ?? '';
       ids.push(id);
       pre.set(id, { sid, sender, msg, old, released: false, deleted: false });

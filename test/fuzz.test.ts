@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deliverMessage } from '../agent/deliver/deliver.js';
+import { deliverFromEnvironment } from '../agent/deliver/deliver.js';
 import { Store } from '../agent/store/store.js';
 import { makeHome, postfixEnv, qmailEnv, vouch, type TestHome } from './helpers.js';
 import { fixtures, hostile, nastyCases } from './stress/hostile.js';
@@ -57,7 +57,7 @@ test('fast-check: hostile and mutated messages each end delivered or held, byte 
       const sender = n % 3 === 0 ? `f${n}@friends.test` : n % 3 === 1 ? `u${n}@strangers.test` : '';
       const env = qmailEnv(h, sender);
       const t0 = Date.now();
-      const report = await deliverMessage(raw, { home: h.dir, mta: 'qmail', env, now: Date.now });
+      const report = await deliverFromEnvironment(raw, { home: h.dir, mta: 'qmail', env, now: Date.now });
       slowest = Math.max(slowest, Date.now() - t0);
       if (report.outcome !== 'done') return false;
       const key = sha(Buffer.concat([Buffer.from(`${sender}\0alice@example.org\0`), raw]));

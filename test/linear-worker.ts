@@ -1,9 +1,9 @@
-// The worker of test/linear.test.ts: one whole delivery (deliverMessage, in this thread) of the
+// The worker of test/linear.test.ts: one whole delivery (deliverFromEnvironment, in this thread) of the
 // message it is given, so the test can end it from outside when it runs past a generous bound
 // (a synchronous regular expression cannot be interrupted from inside).
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { deliverMessage } from '../agent/deliver/deliver.js';
+import { deliverFromEnvironment } from '../agent/deliver/deliver.js';
 
 interface Job {
   readonly home: string;
@@ -13,7 +13,7 @@ interface Job {
 }
 
 const job = workerData as Job;
-deliverMessage(Buffer.from(job.raw), { home: job.home, mta: 'qmail', env: job.env, now: () => job.now }).then(
+deliverFromEnvironment(Buffer.from(job.raw), { home: job.home, mta: 'qmail', env: job.env, now: () => job.now }).then(
   (r) => parentPort?.postMessage({ ok: true, line: r.line }),
   (err: unknown) => parentPort?.postMessage({ ok: false, line: String((err as Error)?.message ?? err) }),
 );

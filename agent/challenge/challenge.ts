@@ -13,6 +13,8 @@ import { failpoint } from '../failure/failpoint.js';
 import { confirmTag, taggedAddress } from '../tags/tags.js';
 import { TransportError, transportFor, type MailEnvelope, type Transport } from './transport.js';
 
+export { transportFor };
+
 export interface ChallengeRequest {
   readonly config: Config;
   readonly secret: Buffer;
@@ -78,12 +80,22 @@ export async function template(dir: string, name: string): Promise<string> {
   throw new TransportError('ETEMPLATE', `no ${name} template`);
 }
 
+/** Templates compiled once per source text: a process that sends many requests (`vouch serve`)
+ * compiles each template once, not once per request. Bounded: users' own templates differ. */
+const compiled = new Map<string, (view: ChallengeView) => string>();
+
 async function render(dir: string, name: string, view: ChallengeView): Promise<string> {
   const source = await template(dir, name);
   const { default: Handlebars } = await import('handlebars');
   try {
-    // Plain text, not HTML: nothing to escape; every value in the view is already one clean line.
-    return Handlebars.create().compile(source, { noEscape: true })(view);
+    let fn = compiled.get(source);
+    if (fn === undefined) {
+      // Plain text, not HTML: nothing to escape; every value in the view is already one clean line.
+      fn = Handlebars.create().compile(source, { noEscape: true });
+      if (compiled.size >= 64) compiled.clear();
+      compiled.set(source, fn);
+    }
+    return fn(view);
   } catch (err) {
     throw new TransportError('ETEMPLATE', `cannot render ${name}`, { cause: err });
   }

@@ -1,7 +1,7 @@
 // How a confirmation request leaves: one small interface, three implementations chosen by
 // config.send.transport. Every one sends with the null envelope sender; failures carry a code.
 
-import { spawnSync as nodeSpawnSync, type SpawnSyncOptionsWithBufferEncoding, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync as nodeSpawnSync, type SpawnSyncOptionsWithBufferEncoding, type SpawnSyncReturns } from 'node:child_process';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isPlainAddress } from '../mail/address.js';
@@ -29,8 +29,9 @@ export class TransportError extends Error {
 
 /** Side effects the tests replace. */
 export interface TransportSeams {
-  /** Runs the sendmail program to its end (child_process.spawnSync). */
-  readonly spawnSync?: (command: string, args: readonly string[], options: SpawnSyncOptionsWithBufferEncoding) => SpawnSyncReturns<Buffer>;
+  /** Runs the sendmail program to its end (child_process.spawnSync; spawnAwaited where other
+   * deliveries must go on meanwhile, as in `vouch serve`). */
+  readonly spawnSync?: (command: string, args: readonly string[], options: SpawnSyncOptionsWithBufferEncoding) => SpawnSyncReturns<Buffer> | Promise<SpawnSyncReturns<Buffer>>;
   /** Milliseconds before a sendmail child is killed (default 60 s) or an SMTP exchange is given up
    * (default 120 s): both well inside the delivery deadline. */
   readonly timeoutMs?: number;
@@ -71,7 +72,7 @@ export class SendmailTransport implements Transport {
     let r: SpawnSyncReturns<Buffer>;
     try {
       // No shell: the program and every argument are passed as they are.
-      r = this.#spawnSync(this.program, sendmailArgs(this.program, envelope.to), {
+      r = await this.#spawnSync(this.program, sendmailArgs(this.program, envelope.to), {
         input: raw,
         stdio: ['pipe', 'ignore', 'ignore'],
         shell: false,
@@ -90,6 +91,41 @@ export class SendmailTransport implements Transport {
     }
     throw new TransportError('ESENDMAIL', `the sendmail program failed (${r.signal ?? `exit ${r.status}`})`);
   }
+}
+
+/** spawnSync's contract (input, timeout, kill signal; status, signal, error) without blocking the
+ * event loop: for a process that serves other deliveries while sendmail runs. */
+export function spawnAwaited(command: string, args: readonly string[], options: SpawnSyncOptionsWithBufferEncoding): Promise<SpawnSyncReturns<Buffer>> {
+  return new Promise((resolve) => {
+    const result = (status: number | null, signal: NodeJS.Signals | null, error?: Error): SpawnSyncReturns<Buffer> => ({
+      pid: child.pid ?? 0,
+      output: [],
+      stdout: Buffer.alloc(0),
+      stderr: Buffer.alloc(0),
+      status,
+      signal,
+      ...(error ? { error } : {}),
+    });
+    let error: Error | undefined;
+    const child = spawn(command, args, { stdio: ['pipe', 'ignore', 'ignore'], shell: false });
+    const timer =
+      options.timeout !== undefined
+        ? setTimeout(() => {
+            error = Object.assign(new Error('spawnAwaited ETIMEDOUT'), { code: 'ETIMEDOUT' });
+            child.kill(options.killSignal ?? 'SIGTERM');
+          }, options.timeout)
+        : undefined;
+    child.on('error', (err) => {
+      error ??= err;
+    });
+    // A program that exits without reading its input fails the write (EPIPE): its status tells.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input ?? Buffer.alloc(0));
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve(result(status, signal, error));
+    });
+  });
 }
 
 export interface SmtpSettings {

@@ -559,6 +559,20 @@ export function program(): Command {
   // Read by sendArgv() before commander sees it; here for `vouch --help`.
   p.command('send').description('the sendmail of your mail client: whitelists the recipients, records the Message-ID (sendmail flags)');
 
+  p.command('serve')
+    .description('the resident LMTP server for many users (Postfix: virtual_transport = lmtp:unix:PATH)')
+    .option('--listen <where>', 'unix:PATH (mode 0660) or HOST:PORT', 'unix:/run/vouch/lmtp.sock')
+    .option('--homes <template>', "each recipient's vouch home: %u user, %d domain, %e extension", '/home/%u/.vouch')
+    .option('--delimiter <char>', 'the recipient delimiter between user and extension', '+')
+    .option('--max-size <size>', 'the largest message taken', '64M')
+    .option('--max-connections <n>', 'connections at once', (v) => positiveInt(v, '--max-connections'), 100)
+    .option('--stores <n>', 'stores kept open across all homes', (v) => positiveInt(v, '--stores'), 100)
+    .option('--socket-mode <mode>', 'the Unix socket\'s mode, octal', '0660')
+    .action(async (o: { listen: string; homes: string; delimiter: string; maxSize: string; maxConnections: number; stores: number; socketMode: string }) => {
+      const { runServe } = await import('../serve/server.js');
+      await runServe(o);
+    });
+
   p.command('version').description('print the version').action(() => {
     console.log(`vouch ${packageVersion()}`);
   });

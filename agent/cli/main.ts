@@ -48,6 +48,9 @@ if (fast) {
     },
   );
 } else {
+  // `vouch serve` waits on many fsyncs at once in libuv's thread pool: sized before anything (the
+  // module loader among them) starts it.
+  if (argv.includes('serve')) process.env['UV_THREADPOOL_SIZE'] ??= '32';
   import('./commands.js').then(
     ({ run }) => run(process.argv),
     (err: unknown) => {

@@ -1,6 +1,8 @@
-// `vouch deliver`: the MTA-facing entry. Message on stdin, envelope from the environment, answer by
-// exit code. Loads only what the path at hand needs: the whitelisted path never loads the MIME
-// parser, the mail composer or the template engine.
+// One delivery, from the envelope and the bytes to an outcome and a log line (deliverMessage), and
+// `vouch deliver`'s edge around it: message on stdin, envelope from the environment, answer by exit
+// code. `vouch serve` (agent/serve/) is the other edge: LMTP envelope in, one reply per recipient.
+// Loads only what the path at hand needs: the whitelisted path never loads the MIME parser, the mail
+// composer or the template engine.
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -14,16 +16,18 @@ import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from '../failu
 import { failpoint } from '../failure/failpoint.js';
 import { cleanText, firstAddress, readHeaders, type Headers } from '../mail/header.js';
 import { HAM_SAMPLES, homeDir, homePaths, readSecret, type HomePaths } from '../home/home.js';
-import { claim, deliveryKey } from '../store/journal.js';
+import { claim, deliveryKey, type Claim } from '../store/journal.js';
 import { readListMap, type MapAnswer } from '../store/listmap.js';
-import { deliverSync as toMaildir, findMessage, uniqueName } from '../maildir/maildir.js';
+import { deliverSync, findMessage, uniqueName, type MaildirWriter } from '../maildir/maildir.js';
 import { readInput, writeLine } from './stdio.js';
 import { release } from '../release/release.js';
 import type { Store } from '../store/store.js';
 import { programWrote, suppression } from '../policy/suppress.js';
 import type { ScreenInput, Screening } from '../auth/screen.js';
 import { classifierOutcome, sampled, type ClassifierOutcome } from '../policy/classify.js';
+import type { TransportSeams } from '../challenge/transport.js';
 
+/** `vouch deliver`'s inputs: the home flag, the MTA named on the command line, the environment. */
 export interface DeliverOptions {
   readonly home: string | undefined;
   readonly mta: Mta | undefined;
@@ -55,7 +59,9 @@ export function shown(addr: string): string {
 /** Splits off what Postfix or procmail put in front of the message: a mbox `From ` line, and
  * whether Return-Path/Delivered-To were already prepended (then they are not added again). */
 export function envelopeLines(raw: Buffer, env: Envelope): { message: Buffer; rpline: string; dtline: string; prepended: number } {
-  if (env.mta === 'qmail') return { message: raw, rpline: env.rpline, dtline: env.dtline, prepended: 0 };
+  // qmail hands the message bare; an LMTP client hands the DATA, which has no From_ line and
+  // nothing prepended for the recipient.
+  if (env.mta === 'qmail' || env.mta === 'lmtp') return { message: raw, rpline: env.rpline, dtline: env.dtline, prepended: 0 };
   let message = raw;
   if (raw.subarray(0, 5).toString('latin1') === 'From ') {
     const nl = raw.indexOf(0x0a);
@@ -101,9 +107,48 @@ export function digestOf(env: Envelope, message: Buffer): string {
   return deliveryKey(env.sender, env.recipient, message);
 }
 
+/** One message for one recipient, as an edge hands it over: plain values, nothing read from the
+ * process. */
+export interface Delivery {
+  /** The recipient's vouch home (a folder). */
+  readonly home: string;
+  /** The envelope, or how to make it from the home's configured address (procmail gives no
+   * recipient of its own). */
+  readonly envelope: Envelope | ((address: string) => Envelope);
+  /** The message as the MTA handed it over. */
+  readonly raw: Buffer;
+  readonly now: number;
+}
+
+/** Where a delivery gets its store when not by opening it for itself: `vouch serve` lends one of
+ * the stores it keeps open and takes it back. */
+export interface StoreSource {
+  open(paths: HomePaths): Promise<Store>;
+  done(store: Store): Promise<void>;
+}
+
+/** What differs between the edges, beyond the delivery itself. */
+export interface DeliverSeams {
+  /** The environment `~` in the home's config is read from (HOME); default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Default: the store opened for this delivery and closed after it (see `exiting`). */
+  readonly stores?: StoreSource;
+  /** Default: deliverSync (blocking: a delivery process has nothing else to do meanwhile). */
+  readonly maildir?: MaildirWriter;
+  /** The delivery journal's claim; default: claim (blocking, as maildir). */
+  readonly claim?: (home: string, key: string, name: string, now: number) => Claim | Promise<Claim>;
+  /** Seams of the challenge's transport (a server runs sendmail without blocking). */
+  readonly transport?: TransportSeams;
+  /** See DeliverOptions. */
+  readonly exiting?: boolean;
+  readonly onDeadline?: (ms: number) => void;
+}
+
 /** What every path knows before it decides. */
 interface Base {
   readonly config: Config;
+  readonly write: MaildirWriter;
+  readonly claim: NonNullable<DeliverSeams['claim']>;
   readonly paths: HomePaths;
   readonly env: Envelope;
   readonly message: Buffer;
@@ -121,16 +166,19 @@ interface Context extends Base {
   /** The checks after the suppression rules, started while SQLite opens the store when the message
    * is almost surely held (an unknown sender at the bare address; see deliverMessage). */
   early?: Promise<Screening>;
+  readonly transport: TransportSeams | undefined;
 }
 
-/** Runs one delivery to the end and says what happened; throws only TempFail-able errors. */
-export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise<Report> {
-  const paths = homePaths(homeDir(opts.home, opts.env));
-  const config = loadConfig(paths.dir, opts.env);
-  const env = readEnvelope(opts.env, opts.mta, config.identity.address, raw);
-  const { message, rpline, dtline, prepended } = envelopeLines(raw, env);
+/** Runs one delivery to the end and says what happened; throws only TempFail-able errors. Nothing
+ * is reported before it is durable: the Maildir file and its folder fsynced, or the store's
+ * transaction committed. */
+export async function deliverMessage(d: Delivery, seams: DeliverSeams = {}): Promise<Report> {
+  const paths = homePaths(d.home);
+  const config = loadConfig(paths.dir, seams.env);
+  const env = typeof d.envelope === 'function' ? d.envelope(config.identity.address) : d.envelope;
+  const { message, rpline, dtline, prepended } = envelopeLines(d.raw, env);
   const headers = readHeaders(message, config.delivery.header_limit);
-  const base: Base = { config, paths, env, message, rpline, dtline, headers, now: opts.now(), vars: opts.env };
+  const base: Base = { config, write: seams.maildir ?? deliverSync, claim: seams.claim ?? claim, paths, env, message, rpline, dtline, headers, now: d.now, vars: seams.env ?? process.env };
   const loop = isLoop(headers, env.recipient, prepended);
   const done = (line: string): Report => ({ outcome: 'done', line: `vouch: ${line} (${env.mta})` });
 
@@ -145,18 +193,18 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
       // no earlier mail: a reply to the user's own mail wins over the blacklist (step 3), and only
       // the store knows.
       if (verdict.action === 'deliver' || (verdict.action === 'junk' && !namesEarlierMail(headers))) {
-        return done(direct(base, verdict, digestOf(env, message)));
+        return done(await direct(base, verdict, digestOf(env, message)));
       }
     }
   }
 
-  opts.onDeadline?.(config.delivery.deadline);
+  seams.onDeadline?.(config.delivery.deadline);
   const { Store, StoreMissingError } = await import('../store/store.js');
   // Never created here: a store that is gone is a temporary failure, not a fresh empty one.
-  const opening = Store.open(paths.db);
+  const opening = seams.stores?.open(paths) ?? Store.open(paths.db);
   opening.catch(() => undefined);
   // Hashed while SQLite opens the file on the thread pool.
-  const ctx: Context = { ...base, digest: digestOf(env, message) };
+  const ctx: Context = { ...base, digest: digestOf(env, message), transport: seams.transport };
   // An unknown sender at the bare address is almost always challenged: the challenge code (and
   // child_process, which it needs) is loaded while SQLite finishes opening the store, rather than
   // after the hold. The yield first lets SQLite take its next step meanwhile.
@@ -188,7 +236,8 @@ export async function deliverMessage(raw: Buffer, opts: DeliverOptions): Promise
     if (map !== undefined && !map.usable) await store.repairListMap().catch(() => undefined);
     return done(line);
   } finally {
-    if (opts.exiting !== true) await store.close().catch(() => undefined);
+    if (seams.stores !== undefined) await seams.stores.done(store);
+    else if (seams.exiting !== true) await store.close().catch(() => undefined);
   }
 }
 
@@ -234,6 +283,14 @@ function screenInput(b: Base): ScreenInput {
   return { config: b.config, sender: b.env.sender, message: b.message, headers: b.headers, now: b.now, vars: b.vars };
 }
 
+/** `vouch deliver`'s delivery: the home and the envelope from the command line and environment. */
+export function deliverFromEnvironment(raw: Buffer, opts: DeliverOptions): Promise<Report> {
+  return deliverMessage(
+    { home: homeDir(opts.home, opts.env), envelope: (address) => readEnvelope(opts.env, opts.mta, address, raw), raw, now: opts.now() },
+    { env: opts.env, ...(opts.exiting !== undefined ? { exiting: opts.exiting } : {}), ...(opts.onDeadline ? { onDeadline: opts.onDeadline } : {}) },
+  );
+}
+
 async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
   if (ctx.env.ext === '') return { kind: 'none' };
   const { parseTag, verifyTag } = await import('../tags/tags.js');
@@ -264,7 +321,7 @@ async function tagFact(ctx: Context, store: Store): Promise<TagFact> {
 async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
   switch (v.action) {
     case 'deliver': {
-      const line = direct(ctx, v, ctx.digest);
+      const line = await direct(ctx, v, ctx.digest);
       // Whitelisted after the delivery: a crash between leaves the message delivered, and the MTA's
       // retry finds it there (deliverOnce) and whitelists then.
       const key = v.whitelist === true ? addressKey(ctx.env.sender) : undefined;
@@ -273,7 +330,7 @@ async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
       return `${line}, sender whitelisted`;
     }
     case 'junk':
-      return direct(ctx, v, ctx.digest);
+      return await direct(ctx, v, ctx.digest);
     case 'drop':
       await store.count('dropped', ctx.now);
       return `dropped: ${v.why} ${shown(ctx.env.sender)}`;
@@ -285,15 +342,15 @@ async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
 }
 
 /** Delivers to the Maildir (or the junk folder) and says so; `key` is digestOf() of the message. */
-function direct(b: Base, v: Verdict & { action: 'deliver' | 'junk' }, key: string): string {
+async function direct(b: Base, v: Verdict & { action: 'deliver' | 'junk' }, key: string): Promise<string> {
   const who = shown(b.env.sender);
   if (v.action === 'deliver') {
-    deliverOnce(b, b.config.delivery.maildir, key);
+    await deliverOnce(b, b.config.delivery.maildir, key);
     const c = b.config.classifier;
     if (c.enabled && c.learn_whitelisted > 0 && v.why === 'whitelisted sender' && sampled(key, c.learn_whitelisted)) keepHamSample(b, key);
     return `delivered: ${v.why} ${who}`;
   }
-  deliverOnce(b, join(b.config.delivery.maildir, b.config.delivery.junk_folder), key);
+  await deliverOnce(b, join(b.config.delivery.maildir, b.config.delivery.junk_folder), key);
   return `filed to ${b.config.delivery.junk_folder}: ${v.why} ${who}`;
 }
 
@@ -318,11 +375,11 @@ const COLLISIONS = 8;
  * retry after a crash finds the name it had and the file already there. A journal key is only a
  * fast hash, so a file found under the claimed name counts only when its bytes are this message's;
  * otherwise the next key is tried (after eight, the message is written under a new name). */
-function deliverOnce(b: Base, dir: string, key: string): void {
+async function deliverOnce(b: Base, dir: string, key: string): Promise<void> {
   const parts = [Buffer.from(b.rpline), Buffer.from(b.dtline), b.message];
   let name = uniqueName(b.now);
   for (let i = 0; i < COLLISIONS; i++) {
-    const c = claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now);
+    const c = await b.claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now);
     if (c.fresh) break;
     const found = findMessage(dir, c.name);
     if (found === undefined) {
@@ -332,7 +389,7 @@ function deliverOnce(b: Base, dir: string, key: string): void {
     if (sameBytes(found, parts)) return;
   }
   if (dir !== b.config.delivery.maildir) markFolder(dir);
-  toMaildir(dir, name, parts);
+  await b.write(dir, name, parts);
 }
 
 function sameBytes(path: string, parts: readonly Buffer[]): boolean {
@@ -423,8 +480,9 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
   // This delivery claimed the challenge: fresh, or a retry that took over one nobody was sending.
   const held = result.held ?? (await store.get(result.id));
   if (!held) throw new Error('held message vanished');
-  const { sendClaimed } = await import('../challenge/challenge.js');
-  const sent = await sendClaimed(store, { config, secret: () => readSecret(ctx.paths), held, now: ctx.now });
+  const { sendClaimed, transportFor } = await import('../challenge/challenge.js');
+  const transport = ctx.transport && transportFor(config.send, ctx.transport);
+  const sent = await sendClaimed(store, { config, secret: () => readSecret(ctx.paths), held, now: ctx.now }, transport);
   return `${head}; challenge ${sent.ok ? 'sent' : `failed (${sent.reason})`}`;
 }
 
@@ -467,7 +525,7 @@ export async function main(opts: DeliverOptions): Promise<never> {
   };
   try {
     const raw = await readInput(0, undefined, () => onDeadline(300_000));
-    const report = await deliverMessage(raw, { ...opts, onDeadline, exiting: true });
+    const report = await deliverFromEnvironment(raw, { ...opts, onDeadline, exiting: true });
     failpoint('deliver:before-exit');
     if (timer !== undefined) clearTimeout(timer);
     writeLine(report.line);

@@ -4,8 +4,11 @@
 import type { Mta } from '../failure/failure.js';
 import { TempFail } from '../failure/failure.js';
 
+/** Who handed the message over: an MTA running `vouch deliver`, or an LMTP client (`vouch serve`). */
+export type Via = Mta | 'lmtp';
+
 export interface Envelope {
-  readonly mta: Mta;
+  readonly mta: Via;
   /** The envelope sender exactly as given; '' is the null sender. */
   readonly sender: string;
   /** The full recipient address, extension included. */
@@ -20,7 +23,7 @@ export interface Envelope {
 
 // Control characters never survive into a sender or recipient: CR/LF would forge header lines.
 // eslint-disable-next-line no-control-regex
-const oneLine = (s: string) => s.replace(/[\r\n]/g, '').replace(/[\u0000-\u001f\u007f]/g, '?');
+export const oneLine = (s: string) => s.replace(/[\r\n]/g, '').replace(/[\u0000-\u001f\u007f]/g, '?');
 
 /** Which MTA ran us: qmail-local sets DTLINE/RPLINE, Postfix local(8) sets DOMAIN/EXTENSION. */
 export function detectMta(env: NodeJS.ProcessEnv): Mta | undefined {
@@ -73,4 +76,12 @@ export function readEnvelope(env: NodeJS.ProcessEnv, forced: Mta | undefined, fa
 function withNewline(line: string): string {
   const l = line.replace(/[\r\n]+$/, '').replace(/[\r\n]/g, ' ');
   return `${l}\n`;
+}
+
+/** The envelope of one LMTP recipient: the sender of MAIL FROM ('' for <>), the address of RCPT TO
+ * and its extension; the lines are the ones qmail-local would write. */
+export function lmtpEnvelope(sender: string, recipient: string, ext: string): Envelope {
+  const s = oneLine(sender);
+  const r = oneLine(recipient);
+  return Object.freeze({ mta: 'lmtp', sender: s, recipient: r, ext: oneLine(ext), rpline: `Return-Path: <${s}>\n`, dtline: `Delivered-To: ${r}\n` });
 }

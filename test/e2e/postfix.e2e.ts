@@ -7,7 +7,7 @@ import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
 import { maildirFiles, ROOT } from '../helpers.js';
-import { DOMAIN, MAILLOG, postconf, queue, Sandbox, tearDown, until, type Events, type QueueEntry, type User } from './postfix.js';
+import { DOMAIN, LMTP_SOCKET, MAILLOG, postconf, queue, Sandbox, tearDown, until, VDOMAIN, type Events, type QueueEntry, type User, type VirtualUser } from './postfix.js';
 
 let sandbox: Sandbox | undefined;
 let failed = false;
@@ -253,4 +253,142 @@ test.serial('while the store and the lists map cannot be read the message stays 
   isDeliveredAsSent(t, got[0]?.bytes, fixture('outage.eml'), id);
   t.deepEqual(newMail(s.bob), []);
   t.deepEqual(queue(), []);
+});
+
+// ---- The same story for two virtual users, handed by Postfix to `vouch serve` over LMTP.
+
+/** What the virtual users' steps learnt: carol's confirm address, bob's first message as sent. */
+let virtualFirst: { bytes: Buffer; confirm: Record<string, string> } | undefined;
+
+function newVirtualMail(user: VirtualUser): { name: string; bytes: Buffer }[] {
+  const known = seen.get(`virtual:${user.name}`) ?? new Set<string>();
+  const fresh = maildirFiles(user.maildir).filter((f) => !known.has(f.name));
+  for (const f of fresh) known.add(f.name);
+  seen.set(`virtual:${user.name}`, known);
+  return fresh;
+}
+
+function virtualMessage(id: string, subject: string, to: string): Buffer {
+  return Buffer.from(
+    [`From: Bob <bob@${DOMAIN}>`, `To: ${to}`, `Subject: ${subject}`, 'Date: Mon, 23 Nov 2026 11:00:00 +0000', `Message-ID: <${id}@${DOMAIN}>`, '', `sentinel-${id}`, ''].join('\n'),
+  );
+}
+
+/** A message vouch serve put into a virtual user's Maildir: the lines it writes (as qmail-local
+ * would), Postfix's Received line, then exactly the bytes bob sent. */
+function isServedAsSent(t: ExecutionContext, file: Buffer | undefined, sent: Buffer, user: VirtualUser): void {
+  if (!file) {
+    t.fail('no message in the Maildir');
+    return;
+  }
+  t.true(file.length > sent.length && file.subarray(file.length - sent.length).equals(sent), 'the message ends with exactly the bytes bob sent');
+  const text = file.toString('utf8');
+  t.true(text.startsWith(`Return-Path: <bob@${DOMAIN}>\nDelivered-To: ${user.address}\nReceived: from `), text.slice(0, 200));
+  t.false(text.includes('\r'), 'LF line ends, as every other Maildir file');
+}
+
+test.serial('Postfix hands bob’s message for two virtual users to vouch serve over LMTP: held for each, and each one’s challenge reaches bob', async (t) => {
+  const s = box();
+  await s.startServe();
+  t.is(postconf('virtual_transport'), `lmtp:unix:${LMTP_SOCKET}`);
+  const [carol, dave] = s.virtual as [VirtualUser, VirtualUser];
+  newMail(s.bob);
+  const sent = virtualMessage('virt-first', 'Dinner at eight?', `${carol.address}, ${dave.address}`);
+  const m = s.mark();
+  const id = s.swaks(s.bob.address, `${carol.address},${dave.address}`, sent);
+  const ev = await s.settle(m, [id]);
+  t.deepEqual(outcome(ev), [`${s.bob.address} sent`, `${s.bob.address} sent`, `${carol.address} sent`, `${dave.address} sent`]);
+  for (const d of ev.deliveries.filter((x) => x.to.endsWith(`@${VDOMAIN}`))) {
+    t.is(d.agent, 'lmtp');
+    t.regex(d.text, /250 2\.0\.0 vouch: held [a-z2-7]{13}: unknown sender .*challenge sent \(lmtp\)/);
+  }
+  t.deepEqual(ev.notices, []);
+  for (const u of [carol, dave]) {
+    const held = s.pendingFor(u);
+    t.is(held.length, 1, u.name);
+    t.is(held[0]?.subject, 'Dinner at eight?');
+    t.is(held[0]?.challenge, 'sent');
+    t.deepEqual(newVirtualMail(u), []);
+  }
+  const confirm: Record<string, string> = {};
+  for (const c of newMail(s.bob)) {
+    t.true(c.bytes.toString('latin1').startsWith('Return-Path: <>\n'), 'null envelope sender');
+    const mail = await simpleParser(c.bytes);
+    const addr = mail.replyTo?.value[0]?.address ?? '';
+    const who = /^(carol|dave)\+confirm-[a-z2-7]{13}\.[a-z2-7]{16}@/.exec(addr)?.[1];
+    if (who) confirm[who] = addr;
+    t.notRegex(c.bytes.toString('utf8'), /sentinel-virt-first/);
+  }
+  t.deepEqual(Object.keys(confirm).sort(), ['carol', 'dave']);
+  virtualFirst = { bytes: sent, confirm };
+});
+
+test.serial('bob’s reply to carol’s challenge releases his message into carol’s Maildir only; dave still holds his', async (t) => {
+  const s = box();
+  const [carol, dave] = s.virtual as [VirtualUser, VirtualUser];
+  const confirm = virtualFirst?.confirm['carol'];
+  if (!virtualFirst || !confirm) {
+    t.fail('no challenge from carol reached bob');
+    return;
+  }
+  const m = s.mark();
+  const id = s.swaks(s.bob.address, confirm, virtualMessage('virt-reply', 'Re: Dinner at eight?', confirm));
+  const ev = await s.settle(m, [id]);
+  t.deepEqual(outcome(ev), [`${confirm} sent`]);
+  t.regex(ev.deliveries[0]?.text ?? '', /confirmed [a-z2-7]{13}: released 1 from bob@/);
+  t.deepEqual(ev.notices, []);
+  const got = newVirtualMail(carol);
+  t.is(got.length, 1);
+  isServedAsSent(t, got[0]?.bytes, virtualFirst.bytes, carol);
+  t.deepEqual(s.pendingFor(carol), []);
+  t.regex(s.vouchFor(carol, ['whitelist', 'list']).stdout, new RegExp(`^bob@${DOMAIN.replace(/\./g, '\\.')}$`, 'm'));
+  t.is(s.pendingFor(dave).length, 1);
+  t.deepEqual(newVirtualMail(dave), []);
+  t.deepEqual(newMail(s.bob), []);
+});
+
+test.serial('bob’s second message to carol is delivered at once over LMTP, byte for byte', async (t) => {
+  const s = box();
+  const [carol] = s.virtual as [VirtualUser];
+  const sent = virtualMessage('virt-second', 'Wine or beer?', carol.address);
+  const m = s.mark();
+  const id = s.swaks(s.bob.address, carol.address, sent);
+  const ev = await s.settle(m, [id]);
+  t.deepEqual(outcome(ev), [`${carol.address} sent`]);
+  t.regex(ev.deliveries[0]?.text ?? '', /250 2\.0\.0 vouch: delivered: whitelisted sender bob@/);
+  const got = newVirtualMail(carol);
+  t.is(got.length, 1);
+  isServedAsSent(t, got[0]?.bytes, sent, carol);
+  t.deepEqual(newMail(s.bob), []);
+});
+
+test.serial('while vouch serve is stopped Postfix keeps carol’s mail deferred, not bounced; after the restart it is delivered', async (t) => {
+  const s = box();
+  const [carol] = s.virtual as [VirtualUser];
+  t.is(await s.stopServe(), 0, 'vouch serve stops cleanly on SIGTERM');
+  const sent = virtualMessage('virt-outage', 'Still on?', carol.address);
+  const m = s.mark();
+  const id = s.swaks(s.bob.address, carol.address, sent);
+  const entry = await until<QueueEntry>('the message to be deferred', () => queue().find((e) => e.queue_id === id && e.queue_name === 'deferred'));
+  t.is(entry.recipients[0]?.address, carol.address);
+  t.regex(entry.recipients[0]?.delay_reason ?? '', /vouch\.sock/);
+  const ev = await until('Postfix to log the deferral', () => {
+    const e = s.events(m);
+    return e.deliveries.length > 0 ? e : undefined;
+  });
+  t.deepEqual(outcome(ev), [`${carol.address} deferred`]);
+  t.deepEqual(ev.notices, []);
+  t.deepEqual(newVirtualMail(carol), []);
+
+  await s.startServe();
+  const m2 = s.mark();
+  s.flush();
+  const after = await s.settle(m2, [id]);
+  t.deepEqual(outcome(after), [`${carol.address} sent`]);
+  t.deepEqual(after.notices, []);
+  const got = newVirtualMail(carol);
+  t.is(got.length, 1);
+  isServedAsSent(t, got[0]?.bytes, sent, carol);
+  t.deepEqual(queue(), []);
+  t.is(await s.stopServe(), 0);
 });

@@ -11,6 +11,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ROOT, setConfig } from '../helpers.js';
 
 export const DOMAIN = 'vouch-e2e.test';
+/** The virtual domain whose users `vouch serve` serves over LMTP. */
+export const VDOMAIN = `virt.${DOMAIN}`;
 /** Fixed, so that a later run finds what a killed run left behind. */
 export const STATE_DIR = '/var/tmp/vouch-e2e';
 export const MAILLOG = join(STATE_DIR, 'maillog');
@@ -22,6 +24,11 @@ const SAVED = ['main.cf', 'master.cf'] as const;
 /** The GECOS field of the users this test makes: the only users it ever removes. */
 const MARK = 'vouch e2e test user';
 const PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+/** The LMTP socket Postfix's virtual_transport names; its folder belongs to the vmail user. */
+export const LMTP_DIR = join(STATE_DIR, 'lmtp');
+export const LMTP_SOCKET = join(LMTP_DIR, 'vouch.sock');
+/** The virtual users (on VDOMAIN), served by one `vouch serve` running as vmail. */
+export const VIRTUAL = ['carol', 'dave'] as const;
 
 /** The settings that matter, and nothing that could send mail off this machine. */
 export const MAIN_CF = `# Written by vouch's end-to-end test (test/e2e/postfix.ts); the original is put back when it ends.
@@ -45,6 +52,9 @@ delay_warning_time = 0h
 biff = no
 append_dot_mydomain = no
 maillog_file = ${MAILLOG}
+virtual_mailbox_domains = ${VDOMAIN}
+virtual_mailbox_maps = inline:{ ${VIRTUAL.map((u) => `${u}@${VDOMAIN}=${u}`).join(', ')} }
+virtual_transport = lmtp:unix:${LMTP_SOCKET}
 `;
 
 interface State {
@@ -54,6 +64,8 @@ interface State {
   /** For each file of SAVED: did it exist before (a copy is in BACKUP)? */
   saved: Record<string, boolean>;
   users: string[];
+  /** The `vouch serve` this run started, if any (stopped by tearDown). */
+  servePid?: number;
 }
 
 export interface User {
@@ -140,6 +152,13 @@ function alive(pid: number): boolean {
   }
 }
 
+function postfixGid(): number {
+  const r = spawnSync('getent', ['group', 'postfix'], { encoding: 'utf8' });
+  const gid = Number(r.stdout.split(':')[2]);
+  if (r.status !== 0 || !Number.isInteger(gid)) throw new Error('no postfix group');
+  return gid;
+}
+
 function postfixRunning(): boolean {
   return succeeds('postfix', ['status']);
 }
@@ -178,6 +197,7 @@ export function tearDown(opts: { keep?: boolean } = {}): void {
       problems.push(`${what}: ${(err as Error).message}`);
     }
   };
+  if (s.servePid !== undefined && alive(s.servePid)) step('stopping vouch serve', () => process.kill(s.servePid as number, 'SIGKILL'));
   if (postfixRunning()) {
     step('removing the test mail from the queue', deleteOwnMail);
     step('stopping Postfix', () => run('postfix', ['stop']));
@@ -205,8 +225,9 @@ export function tearDown(opts: { keep?: boolean } = {}): void {
 
 /** Removes from the queue only what this test sent: mail from or to the test domain. */
 function deleteOwnMail(): void {
+  const ours = (a: string) => a.endsWith(`@${DOMAIN}`) || a.endsWith(`@${VDOMAIN}`);
   const ids = queue()
-    .filter((e) => e.sender.endsWith(`@${DOMAIN}`) || e.recipients.some((r) => r.address.endsWith(`@${DOMAIN}`)))
+    .filter((e) => ours(e.sender) || e.recipients.some((r) => ours(r.address)))
     .map((e) => e.queue_id);
   if (ids.length > 0) run('postsuper', ['-d', '-'], { input: `${ids.join('\n')}\n`, stdio: ['pipe', 'pipe', 'pipe'] });
 }
@@ -295,9 +316,22 @@ function waitForSmtp(ms: number): Promise<void> {
   });
 }
 
+/** A user of the virtual domain: the folder that holds the vouch home and the Maildir. */
+export interface VirtualUser {
+  readonly name: string;
+  readonly address: string;
+  readonly folder: string;
+  readonly home: string;
+  readonly maildir: string;
+}
+
 export class Sandbox {
   readonly alice: User;
   readonly bob: User;
+  /** The service user `vouch serve` runs as, and the virtual users whose homes it holds. */
+  readonly vmail: User;
+  readonly virtual: readonly VirtualUser[];
+  #serve: ReturnType<typeof spawn> | undefined;
   /** The node and cli.js alice runs vouch with (the ones in her .forward). */
   readonly node: string;
   readonly cli: string;
@@ -305,9 +339,11 @@ export class Sandbox {
   readonly forwardLine: string;
   readonly queueDir: string;
 
-  private constructor(alice: User, bob: User, node: string, forwardLine: string) {
+  private constructor(alice: User, bob: User, vmail: User, virtual: readonly VirtualUser[], node: string, forwardLine: string) {
     this.alice = alice;
     this.bob = bob;
+    this.vmail = vmail;
+    this.virtual = virtual;
     this.node = node;
     this.cli = join(PKG, 'dist', 'agent', 'cli.js');
     this.forwardLine = forwardLine;
@@ -345,6 +381,7 @@ export class Sandbox {
 
     const alice = makeUser(s, 'alice');
     const bob = makeUser(s, 'bob');
+    const vmail = makeUser(s, 'vmail');
     copyPackage();
     const node = nodeFor(alice);
     const cli = join(PKG, 'dist', 'agent', 'cli.js');
@@ -361,10 +398,67 @@ export class Sandbox {
     // The sandbox has no DNS: authentication (test/auth.test.ts has its own DNS server) is off here.
     setConfig(join(alice.home, '.vouch'), { identity: { delimiter: '+' }, send: { transport: 'sendmail', sendmail: '/usr/sbin/sendmail' }, challenge: { require: 'none' } });
 
+    // The virtual users: a home each under vmail's, made by `vouch init --home` run as vmail (with
+    // HOME the user's folder, which `vouch serve` takes for `~` in their config too).
+    mkdirSync(LMTP_DIR, { mode: 0o750 });
+    chownSync(LMTP_DIR, vmail.uid, postfixGid());
+    const virtual = VIRTUAL.map((name): VirtualUser => {
+      const folder = join(vmail.home, VDOMAIN, name);
+      const home = join(folder, '.vouch');
+      const opts = asUser(vmail);
+      const r = spawnSync(node, [cli, 'init', '--home', home, '--address', `${name}@${VDOMAIN}`], { ...opts, env: { ...(opts.env as NodeJS.ProcessEnv), HOME: folder } });
+      if (r.status !== 0) throw new Error(`vouch init --home for ${name} failed: ${String(r.stderr)}${String(r.stdout)}`);
+      setConfig(home, { identity: { delimiter: '+' }, send: { transport: 'sendmail', sendmail: '/usr/sbin/sendmail' }, challenge: { require: 'none' } });
+      return { name, address: `${name}@${VDOMAIN}`, folder, home, maildir: join(folder, 'Maildir') };
+    });
+
     run('postfix', ['check']);
     run('postfix', ['start']);
     await waitForSmtp(20_000);
-    return new Sandbox(alice, bob, node, forwardLine);
+    return new Sandbox(alice, bob, vmail, virtual, node, forwardLine);
+  }
+
+  /** Starts `vouch serve` as vmail (group postfix, so that Postfix's lmtp client may use the 0660
+   * socket) for VDOMAIN's homes; resolves once it listens. */
+  async startServe(): Promise<void> {
+    const opts = asUser(this.vmail);
+    const child = spawn(this.node, [this.cli, 'serve', '--listen', `unix:${LMTP_SOCKET}`, '--homes', join(this.vmail.home, '%d', '%u', '.vouch')], {
+      uid: this.vmail.uid,
+      gid: postfixGid(),
+      cwd: this.vmail.home,
+      env: opts.env as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#serve = child;
+    const s = readState();
+    if (s) writeState({ ...s, servePid: child.pid ?? 0 });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    await until('vouch serve to listen', () => (/serving LMTP/.test(out) ? true : child.exitCode !== null ? (() => { throw new Error(`vouch serve exited: ${out}`); })() : undefined), 20_000);
+  }
+
+  /** Stops `vouch serve` with SIGTERM (it finishes what it is delivering) and waits for its exit. */
+  async stopServe(): Promise<number | null> {
+    const child = this.#serve;
+    this.#serve = undefined;
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    return exited;
+  }
+
+  /** Runs the vouch CLI for a virtual user (as vmail, with that user's home). */
+  vouchFor(user: VirtualUser, args: readonly string[]): { code: number | null; stdout: string; stderr: string } {
+    const opts = asUser(this.vmail);
+    const r = spawnSync(this.node, [this.cli, '--home', user.home, ...args], { ...opts, env: { ...(opts.env as NodeJS.ProcessEnv), HOME: user.folder } });
+    return { code: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  pendingFor(user: VirtualUser): { id: string; sender: string; subject: string; challenge: string; challenge_note: string }[] {
+    const r = this.vouchFor(user, ['pending', 'list', '--json']);
+    if (r.code !== 0) throw new Error(`vouch pending list failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { id: string; sender: string; subject: string; challenge: string; challenge_note: string }[];
   }
 
   /** Runs the vouch CLI as alice. */
