@@ -83,7 +83,7 @@ await store.addPatterns('black', [parsePattern('@spam.example')], t0 - 86_400_00
 await store.close();
 
 const web = await startWeb({ home: homePaths(home), listen: '127.0.0.1:0', env: { ...process.env, ...env } });
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
 try {
   const desktop = await browser.newContext({ viewport: { width: 1280, height: 760 }, colorScheme: 'light', timezoneId: 'UTC' });
   const page = await desktop.newPage();

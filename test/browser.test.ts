@@ -3,21 +3,12 @@
 // mail that must not run a script or make the browser fetch anything beyond 127.0.0.1.
 
 import test from 'ava';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { sharedBrowser } from './chromium.js';
 import { startWeb, type RunningWeb } from '../web/server.js';
 import { deliverQmail, fixture, maildirFiles, makeHome, pendingList, type TestHome } from './helpers.js';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-let browser: Browser | undefined;
-
-test.before(async () => {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-});
-
-test.after.always(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 
 interface Watched {
   readonly context: BrowserContext;
@@ -29,8 +20,7 @@ interface Watched {
 
 /** A fresh context that records every request and dialog, and lets nothing leave 127.0.0.1. */
 async function watchedPage(): Promise<Watched> {
-  if (!browser) throw new Error('no browser');
-  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const context = await browser().newContext({ viewport: { width: 1100, height: 800 } });
   const requests: string[] = [];
   const dialogs: string[] = [];
   const consoleErrors: string[] = [];

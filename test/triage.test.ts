@@ -5,22 +5,13 @@
 // browser pages at once on a loaded 2-core machine made single steps exceed their time limits.
 
 import test from 'ava';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { sharedBrowser } from './chromium.js';
 import { Store, type ChallengeState } from '../agent/store/store.js';
 import { startWeb, type RunningWeb } from '../web/server.js';
 import { holdInput, maildirFiles, makeHome, pendingList, vouch, type TestHome } from './helpers.js';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-let browser: Browser | undefined;
-
-test.before(async () => {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-});
-
-test.after.always(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 
 interface Spec {
   readonly sender: string;
@@ -62,11 +53,10 @@ async function holdAll(home: TestHome, specs: readonly Spec[]): Promise<string[]
 }
 
 async function setup(specs: readonly Spec[], viewport = { width: 1200, height: 800 }): Promise<Env & { ids: string[] }> {
-  if (!browser) throw new Error('no browser');
   const home = await makeHome({ config: { send: { transport: 'file' } } });
   const ids = await holdAll(home, specs);
   const web = await startWeb({ home: home.dir, listen: '127.0.0.1:0', env: home.env });
-  const context = await browser.newContext({ viewport, ...(viewport.width < 500 ? { isMobile: true, hasTouch: true } : {}) });
+  const context = await browser().newContext({ viewport, ...(viewport.width < 500 ? { isMobile: true, hasTouch: true } : {}) });
   await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort()));
   // A loaded machine (the suite runs beside other work) can take longer than Playwright's default.
   context.setDefaultTimeout(90_000);
