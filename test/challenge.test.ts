@@ -476,3 +476,21 @@ test('a whitelisted sender replying in a thread (In-Reply-To, References) still 
   const threaded = message({ headers: ['In-Reply-To: <m1@example.org>', 'References: <m0@example.org> <m1@example.org>'] });
   t.deepEqual(await loaded(env, threaded), []);
 });
+
+test('a whitelisted delivery loads none of node:net, node:stream, node:crypto, node:child_process or node:worker_threads', async (t) => {
+  // Each of these costs a cold delivery a millisecond or more of Node's own module loading (node:net
+  // brings every stream module with it); only the held and challenge paths may need them.
+  const h = await makeHome();
+  await vouch(['whitelist', 'add', 'bob@example.com'], { env: h.env });
+  const log = join(mkdtempSync(join(tmpdir(), 'vouch-builtins-')), 'log');
+  const hook = `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(log)}, process.moduleLoadList.join('\\n')));`;
+  const pre = join(mkdtempSync(join(tmpdir(), 'vouch-pre-')), 'pre.cjs');
+  writeFileSync(pre, hook);
+  const env = { PATH: process.env['PATH'] ?? '', ...h.env, SENDER: 'bob@example.com', RECIPIENT: 'alice@example.org', LOCAL: 'alice', HOST: 'example.org', EXT: '', DTLINE: 'Delivered-To: alice@example.org\n', RPLINE: 'Return-Path: <bob@example.com>\n' };
+  const child = spawn(process.execPath, ['-r', pre, CLI, 'deliver'], { env, stdio: ['pipe', 'ignore', 'ignore'] });
+  child.stdin.end(message());
+  const [code] = (await once(child, 'close')) as [number];
+  t.is(code, 99);
+  const modules = readFileSync(log, 'utf8').split('\n');
+  for (const m of ['net', 'stream', 'crypto', 'child_process', 'worker_threads']) t.false(modules.includes(`NativeModule ${m}`), m);
+});

@@ -5,7 +5,6 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import { isIP } from 'node:net';
 import { ConfigError } from '../failure/failure.js';
 import { parseDuration, parseSize } from './duration.js';
 import { isPlainAddress } from '../mail/address.js';
@@ -109,6 +108,12 @@ const hostName = (v: string) => (/^[a-z0-9]([a-z0-9-]{0,62}\.?)*$/i.test(v) && v
 const zone = (v: string) => (hostName(v) === undefined && v.includes('.') ? undefined : `"${v.slice(0, 40)}" is not a DNS zone like zen.example.org`);
 const dnsServer = (v: string) => (dnsServerOk(v) ? undefined : `"${v.slice(0, 40)}" must be "IP" or "IP:PORT" ("[IPv6]:PORT")`);
 const folder = (v: string) => (/^\.[^/\0]+$/.test(v) && !v.includes('..') ? undefined : 'must be a Maildir++ folder name like .Junk');
+
+/** node:net's isIP, loaded on first use: node:net brings all of node's streams with it, which a
+ * delivery whose config.cache matches (every whitelisted one) must not pay for. */
+function isIP(v: string): number {
+  return (createRequire(import.meta.url)('node:net') as { isIP(input: string): number }).isIP(v);
+}
 
 /** "IP", "IP:PORT", "IPv6" or "[IPv6]:PORT", as node:dns setServers() takes them. */
 function dnsServerOk(v: string): boolean {
