@@ -41,7 +41,7 @@ test('npm test checks the test needs before ava, and test:e2e its own', (t) => {
 
 test('the needs list names the chromium the browser tests launch', (t) => {
   const list = readFileSync(join(ROOT, 'test', 'needs.txt'), 'utf8');
-  const browser = readFileSync(join(ROOT, 'test', 'browser.test.ts'), 'utf8');
+  const browser = readFileSync(join(ROOT, 'test', 'chromium.ts'), 'utf8');
   const path = /executablePath: '([^']+)'/.exec(browser)?.[1];
   t.is(path, '/usr/bin/chromium');
   t.regex(list, /^chromium\s+\/usr\/bin\/chromium\s+test$/m);
