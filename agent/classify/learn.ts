@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileS
 import { join } from 'node:path';
 import { HAM_SAMPLES } from '../home/home.js';
 import { learnSteps, type LearnFlag, type Learned } from '../policy/classify.js';
+import { processAlive } from '../store/claim.js';
 import type { LearnItem, Store } from '../store/store.js';
 import { register, type ClassifierConfig } from './bogofilter.js';
 import { filesIn, messagesInFile } from './mailbox.js';
@@ -30,7 +31,7 @@ export async function asOnlyLearner<T>(home: string, fn: () => Promise<T>): Prom
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
       const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new LearnBusyError(`another vouch learn is at work (pid ${pid})`);
+      if (processAlive(pid)) throw new LearnBusyError(`another vouch learn is at work (pid ${pid})`);
       unlinkSync(file);
     }
   }
@@ -41,14 +42,6 @@ export async function asOnlyLearner<T>(home: string, fn: () => Promise<T>): Prom
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Messages (and bytes) per bogofilter run. */
 const BATCH = 250;

@@ -18,6 +18,7 @@
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { syncDir } from '../maildir/durable.js';
+import { processAlive } from './claim.js';
 
 export type ListName = 'white' | 'black';
 
@@ -212,14 +213,7 @@ export function markStale(home: string): string {
 export function writerAtWork(home: string): boolean {
   return staleMarks(home).some((mark) => {
     const pid = Number(mark.split('.')[0]);
-    if (!Number.isInteger(pid) || pid <= 0) return false;
-    if (pid === process.pid) return true;
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
+    return pid === process.pid || processAlive(pid);
   });
 }
 
