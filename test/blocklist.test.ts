@@ -14,10 +14,13 @@ import { parseConfig, type Config } from '../agent/home/config.js';
 import { exactPattern } from '../agent/mail/address.js';
 import { netsHolding, parseNet, reversedName } from '../agent/mail/ip.js';
 import { blocklistHold, dnsblStatus, isListed, recordBad, type Aging, type BlockEntry } from '../agent/policy/blocklist.js';
+import { deliverMessage } from '../agent/deliver/deliver.js';
+import { readEnvelope } from '../agent/deliver/envelope.js';
+import { loadConfig } from '../agent/home/config.js';
 import { decideHeld, expire } from '../agent/release/actions.js';
-import { exportText, recordBadClients, recordSpamClient } from '../agent/release/blocklist.js';
+import { exportText, recordBadClients, recordSpamClient, whitelistedClients } from '../agent/release/blocklist.js';
 import { Store } from '../agent/store/store.js';
-import { holdInput, makeHome, vouch } from './helpers.js';
+import { holdInput, makeHome, message, qmailEnv, setConfig, vouch } from './helpers.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 1);
@@ -163,6 +166,52 @@ test('the classifier, calling held mail spam later, lists its client (a repeat d
   t.like(await s.blockedClient('198.51.100.60', T0), { why: 'classifier: spam', listedUntil: T0 + 7 * DAY });
   await recordSpamClient(s, c, held, T0 + 8 * DAY);
   t.like(await s.blockedClient('198.51.100.60', T0 + 8 * DAY), { repeats: 1, count: 2, listedUntil: T0 + 8 * DAY + 14 * DAY });
+});
+
+test('a network whitelisted mail came from is never listed: by expiry, by delete with blacklist, nor in the export', async (t) => {
+  const h = await makeHome();
+  setConfig(h.dir, { trust: { mta_names: ['mx.example.org'] } });
+  await vouch(['whitelist', 'add', 'friend@friends.example', 'pal@friends.example'], { env: h.env });
+  // The CLI's export reads the journal at the real time; the deliveries are dated by it too.
+  const now = Date.now();
+  // Whitelisted mail from two servers: one named by the MTA's Received: line (below a forged one
+  // and above a content filter's loopback line), one by TCPREMOTEIP; the forged line names nobody.
+  const viaReceived = message({
+    from: 'friend@friends.example',
+    headers: [
+      'Received: from localhost (localhost [127.0.0.1]) by mx.example.org (Postfix) with ESMTP id B; Sun, 1 Nov 2026 10:00:01 +0000',
+      'Received: from out.friends.example (out.friends.example [192.0.2.80]) by mx.example.org (Postfix) with ESMTPS id A; Sun, 1 Nov 2026 10:00:00 +0000',
+      'Received: from forged (forged [203.0.113.99]) by elsewhere.example with SMTP',
+    ],
+  });
+  const deliver = async (sender: string, raw: string, vars: NodeJS.ProcessEnv) => {
+    const env = { ...qmailEnv(h, sender), ...vars };
+    const r = await deliverMessage({ home: h.dir, envelope: readEnvelope(env, undefined, 'alice@example.org'), raw: Buffer.from(raw), now }, { env });
+    t.regex(r.line, /delivered: whitelisted sender/);
+  };
+  await deliver('friend@friends.example', viaReceived, {});
+  await deliver('pal@friends.example', message({ from: 'pal@friends.example' }), { TCPREMOTEIP: '198.51.100.81' });
+  const config = loadConfig(h.dir);
+  t.deepEqual(whitelistedClients(h.dir, config, now).sort(), ['192.0.2.80', '198.51.100.81']);
+  t.deepEqual(whitelistedClients(h.dir, config, now + 9 * DAY), [], 'a week on, the journal no longer speaks for them');
+
+  const s = await Store.open(join(h.dir, 'vouch.db'));
+  t.teardown(() => s.close());
+  // Listed before the whitelisted mail was seen: the export takes it off.
+  await recordBadClients(s, config, [{ sender: 'x@spam.example', signals: client('192.0.2.80') }, { sender: 'x@spam.example', signals: client('203.0.113.99') }], now, 'test');
+  const out = await vouch(['blocklist', 'export', '--format', 'plain'], { env: h.env });
+  t.is(out.code, 0, out.stderr);
+  const listed = out.stdout.split('\n').filter((l) => !l.startsWith('#') && l !== '');
+  t.false(listed.includes('192.0.2.80'));
+  t.true(listed.includes('203.0.113.99'), 'the forged Received: line is not believed');
+  // Expiry of an unanswered request, and delete with blacklist, from those servers list nothing.
+  const a = await s.hold(holdInput({ digest: 'w1', received: now, signals: client('198.51.100.81'), challenge: 'sent' }));
+  t.truthy(a.id);
+  t.is(await expire(s, config, now + 15 * DAY), '1 expired', 'the good mark outlives the journal');
+  const b = await s.hold(holdInput({ digest: 'w2', sender: 'y@spam.example', senderKey: 'y@spam.example', received: now, signals: client('192.0.2.80') }));
+  await decideHeld(s, config, [b.id], 'delete-blacklist', now);
+  t.is(await s.blockedClient('192.0.2.80', now), undefined);
+  t.is(await s.blockedClient('198.51.100.81', now), undefined);
 });
 
 // ---- the CLI and the exports, read by their consumers

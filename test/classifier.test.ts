@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { corpus, mbox, type Generated } from './corpus.js';
 import { fakeSendmail } from './fake-sendmail.js';
-import { deliverQmail, makeHome, maildirFiles, message, pendingList, setConfig, vouch, type TestHome } from './helpers.js';
+import { deliverQmail, makeHome, maildirFiles, message, pendingList, qmailEnv, setConfig, vouch, type TestHome } from './helpers.js';
 import { Store } from '../agent/store/store.js';
 import { applyQueue } from '../agent/classify/learn.js';
 import { loadConfig } from '../agent/home/config.js';
@@ -52,8 +52,10 @@ real('trained on generated ham and spam, spam-like mail from an unknown sender i
 
   // New mail, none of it seen in training (another seed), none of it disguised.
   const fresh = corpus(41, 6, 0);
-  for (const m of fresh) {
-    const r = await deliverQmail(h, m.sender, m.bytes);
+  // Each from a server of its own (TCPREMOTEIP, as tcpserver sets it).
+  const ipOf = (i: number) => `192.0.2.${100 + i}`;
+  for (const [i, m] of fresh.entries()) {
+    const r = await vouch(['deliver'], { env: { ...qmailEnv(h, m.sender), TCPREMOTEIP: ipOf(i) }, input: m.bytes });
     t.is(r.code, 99, r.stdout);
     if (m.kind === 'spam') t.regex(r.stdout, /; challenge suppressed \(classifier: spam (0\.9\d|1\.00)\)/);
     else t.regex(r.stdout, /; challenge sent/);
@@ -75,6 +77,12 @@ real('trained on generated ham and spam, spam-like mail from an unknown sender i
   const list = await vouch(['pending', 'list'], { env: h.env });
   t.regex(list.stdout, /challenge suppressed: classifier: spam/);
   t.regex(list.stdout, /challenge sent; classifier ham 0\.\d\d\]/);
+  // The spam verdict is a late verdict: the spam's servers, and only theirs, are on the local blocklist.
+  const blocked = (await vouch(['blocklist', 'list'], { env: h.env })).stdout;
+  for (const [i, m] of fresh.entries()) {
+    if (m.kind === 'spam') t.regex(blocked, new RegExp(`^${ipOf(i).replace(/\./g, '\\.')}/32 .*classifier: spam`, 'm'));
+    else t.false(blocked.includes(`${ipOf(i)}/`), m.sender);
+  }
 });
 
 real('spam held by the classifier is not released by a confirmation from its sender; the rest of that sender is', async (t) => {

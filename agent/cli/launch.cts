@@ -29,6 +29,7 @@ const BUNDLED: Readonly<Record<string, string>> = {
   '../auth/screen.js': 'store.bundle.cjs',
   '../auth/check.js': 'auth.bundle.cjs',
   '../classify/bogofilter.js': 'classify.bundle.cjs',
+  '../release/blocklist.js': 'blocklist.bundle.cjs',
 };
 
 /** Writes a bundle's code cache as this process leaves, when it had none or V8 refused it (a new

@@ -136,7 +136,7 @@ export interface DeliverSeams {
   /** Default: deliverSync (blocking: a delivery process has nothing else to do meanwhile). */
   readonly maildir?: MaildirWriter;
   /** The delivery journal's claim; default: claim (blocking, as maildir). */
-  readonly claim?: (home: string, key: string, name: string, now: number) => Claim | Promise<Claim>;
+  readonly claim?: (home: string, key: string, name: string, now: number, note?: string) => Claim | Promise<Claim>;
   /** Seams of the challenge's transport (a server runs sendmail without blocking). */
   readonly transport?: TransportSeams;
   /** See DeliverOptions. */
@@ -345,13 +345,30 @@ async function act(ctx: Context, store: Store, v: Verdict): Promise<string> {
 async function direct(b: Base, v: Verdict & { action: 'deliver' | 'junk' }, key: string): Promise<string> {
   const who = shown(b.env.sender);
   if (v.action === 'deliver') {
-    await deliverOnce(b, b.config.delivery.maildir, key);
+    await deliverOnce(b, b.config.delivery.maildir, key, v.why === 'whitelisted sender' ? clientNote(b) : '');
     const c = b.config.classifier;
     if (c.enabled && c.learn_whitelisted > 0 && v.why === 'whitelisted sender' && sampled(key, c.learn_whitelisted)) keepHamSample(b, key);
     return `delivered: ${v.why} ${who}`;
   }
   await deliverOnce(b, join(b.config.delivery.maildir, b.config.delivery.junk_folder), key);
   return `filed to ${b.config.delivery.junk_folder}: ${v.why} ${who}`;
+}
+
+/** Where a whitelisted message came from, kept with its journal claim so the local blocklist never
+ * lists a network whitelisted mail comes from (release/blocklist.ts reads it back): the SMTP
+ * server's TCPREMOTEIP, or the raw top Received: lines. Not parsed here: the whitelisted path
+ * loads no address parser; the few hundred bytes ride in a file it writes anyway. */
+function clientNote(b: Base): string {
+  const ip = b.vars['TCPREMOTEIP'];
+  if (ip !== undefined && ip !== '') return `ip ${ip.slice(0, 64).replace(/[^0-9A-Fa-f.:]/g, '')}\n`;
+  let note = '';
+  let n = 0;
+  for (const f of b.headers.fields) {
+    if (f.name !== 'received') continue;
+    note += `received ${f.value.slice(0, 600).replace(/[\r\n]+/g, ' ')}\n`;
+    if (++n === 6) break;
+  }
+  return note;
 }
 
 /** Keeps a copy of the message (what the classifier reads of it) for `vouch learn`. Best effort:
@@ -375,11 +392,11 @@ const COLLISIONS = 8;
  * retry after a crash finds the name it had and the file already there. A journal key is only a
  * fast hash, so a file found under the claimed name counts only when its bytes are this message's;
  * otherwise the next key is tried (after eight, the message is written under a new name). */
-async function deliverOnce(b: Base, dir: string, key: string): Promise<void> {
+async function deliverOnce(b: Base, dir: string, key: string, note = ''): Promise<void> {
   const parts = [Buffer.from(b.rpline), Buffer.from(b.dtline), b.message];
   let name = uniqueName(b.now);
   for (let i = 0; i < COLLISIONS; i++) {
-    const c = await b.claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now);
+    const c = await b.claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now, note);
     if (c.fresh) break;
     const found = findMessage(dir, c.name);
     if (found === undefined) {
@@ -472,6 +489,17 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     claim,
   );
   failpoint('store:after-commit');
+  // The classifier's spam verdict is a late verdict like an expired request: the client goes on the
+  // local blocklist (release/blocklist.ts; never a network whitelisted mail came from). Best effort:
+  // the message is held and durable whatever happens here.
+  if (result.fresh && classified?.suspect === true) {
+    try {
+      const { recordSpamClient } = await import('../release/blocklist.js');
+      await recordSpamClient(store, config, { sender: env.sender, signals }, ctx.now);
+    } catch {
+      /* not listed */
+    }
+  }
   const head = `held ${result.id}: ${why} ${shown(env.sender)}${classified?.failure === undefined ? '' : `; ${classified.failure}, usual rules`}`;
   if (!result.owned) {
     if (!result.fresh) return `${head}; already held${result.challenge === 'sending' ? ', its challenge on its way' : ''}`;

@@ -8,7 +8,7 @@ import { domainOf, exactPattern, exactPatterns, headerAddress, parsePattern, typ
 import type { Config } from '../home/config.js';
 import { finishInterrupted, release } from './release.js';
 import type { Held, ListChange, ListName, Store } from '../store/store.js';
-import { recordBadClients } from './blocklist.js';
+import { foldWhitelistedClients, recordBadClients } from './blocklist.js';
 
 export type HeldAction = 'release' | 'release-whitelist' | 'delete' | 'delete-blacklist';
 
@@ -78,6 +78,7 @@ export async function decideHeld(
     trashed.push(...done);
     if (action === 'delete-blacklist') {
       change = await store.changeList('black', senderPatterns(deleted, opts.listAs), now, origin('block', deleted));
+      await foldWhitelistedClients(store, config, now);
       await recordBadClients(store, config, deleted, now, 'deleted with blacklist');
     }
   }
@@ -164,6 +165,7 @@ export async function expire(store: Store, config: Config, now: number): Promise
   const learn = c.enabled && c.learn_expired ? { verdict: 'spam' as const, maxBytes: c.max_size, only: (h: Held) => h.challenge === 'sent' } : undefined;
   const removed = await store.delete(old, now, 'expired', learn);
   const bad = removed.filter((h) => h.challenge === 'sent' || h.suspect);
+  await foldWhitelistedClients(store, config, now);
   const listed = await recordBadClients(store, config, bad, now, 'held mail expired unconfirmed');
   const emptied = await store.emptyTrash(now - config.pending.trash);
   await store.pruneActions(now - config.pending.trash);

@@ -6,7 +6,11 @@ import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } fro
 import { basename, dirname, join } from 'node:path';
 import type { Config } from '../home/config.js';
 import { canonicalIp, familyOf, isLocalIp, netOf, parseNet, type Net } from '../mail/ip.js';
+import { mtaNames } from '../auth/screen.js';
+import { Headers } from '../mail/header.js';
+import { clientOf } from '../mail/received.js';
 import { recordBad } from '../policy/blocklist.js';
+import { claimNotes } from '../store/journal.js';
 import type { BlockEntry, Held, Store } from '../store/store.js';
 
 /** The client IP a held message's signals name, when it is a real remote address. */
@@ -23,7 +27,7 @@ export function listedNet(ip: string, config: Config): Net {
 
 /** Records the clients of bad held mail; never one whose sender is whitelisted now, nor (the
  * store sees to it) a network whitelisted or released mail came from. Returns how many. */
-export async function recordBadClients(store: Store, config: Config, held: readonly Held[], now: number, why: string): Promise<number> {
+export async function recordBadClients(store: Store, config: Config, held: readonly Pick<Held, 'sender' | 'signals'>[], now: number, why: string): Promise<number> {
   let n = 0;
   const aging = { period: config.blocklist.period, maxPeriod: config.blocklist.max_period };
   for (const h of held) {
@@ -36,8 +40,36 @@ export async function recordBadClients(store: Store, config: Config, held: reado
   return n;
 }
 
+/** The client IPs whitelisted mail came from, as `vouch deliver` noted them with its journal
+ * claims (deliver.ts clientNote): TCPREMOTEIP, or the top Received: lines read the way a held
+ * message's are (only lines the user's own MTA wrote count). Duplicates removed. */
+export function whitelistedClients(home: string, config: Config, now: number): string[] {
+  const names = mtaNames(config);
+  const ips = new Set<string>();
+  for (const note of claimNotes(home, now)) {
+    const fields: { name: string; value: string }[] = [];
+    let envIp: string | undefined;
+    for (const line of note.split('\n')) {
+      if (line.startsWith('ip ')) envIp = line.slice(3).trim();
+      else if (line.startsWith('received ')) fields.push({ name: 'received', value: line.slice(9) });
+    }
+    const vars: NodeJS.ProcessEnv = envIp === undefined ? {} : { TCPREMOTEIP: envIp };
+    const ip = clientOf(new Headers(fields, 0), names, vars).ip;
+    if (ip !== undefined && !isLocalIp(ip)) ips.add(ip);
+  }
+  return [...ips];
+}
+
+/** Marks the networks whitelisted mail came from in the last week as good (never listed, and off
+ * the list unless listed by hand) before anything is listed or exported. Returns how many. */
+export async function foldWhitelistedClients(store: Store, config: Config, now: number): Promise<number> {
+  const ips = whitelistedClients(store.home, config, now);
+  for (const ip of ips) await store.markGoodClient(ip, config.blocklist.ipv6_prefix, now);
+  return ips.length;
+}
+
 /** For the classifier: a held message it later calls spam lists its client. */
-export async function recordSpamClient(store: Store, config: Config, held: Held, now: number): Promise<number> {
+export async function recordSpamClient(store: Store, config: Config, held: Pick<Held, 'sender' | 'signals'>, now: number): Promise<number> {
   return recordBadClients(store, config, [held], now, 'classifier: spam');
 }
 

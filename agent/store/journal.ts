@@ -82,7 +82,7 @@ export function findClaim(home: string, key: string, now: number): string | unde
     } catch {
       continue;
     }
-    const name = text.trim();
+    const name = firstLine(text);
     // Empty: not a claim (claims are linked into place whole; an empty file can only be left by
     // hand or by a crash of a writer that wrote in place): claim anew.
     if (name !== '') return name;
@@ -98,13 +98,13 @@ export function findClaim(home: string, key: string, now: number): string | unde
  * and the page cache does. After a power loss in the moment between the Maildir's fsync and the
  * exit, the MTA's retry may deliver the message a second time, as qmail-local's own Maildir
  * delivery would; the message itself is durable in new/ before vouch answers, and never lost. */
-export function claim(home: string, key: string, name: string, now: number): Claim {
+export function claim(home: string, key: string, name: string, now: number, note = ''): Claim {
   const earlier = findClaim(home, key, now);
   if (earlier !== undefined) return { name: earlier, fresh: false };
   const dir = join(home, JOURNAL_DIR, dayOf(now));
   const path = join(dir, key);
   const tmp = join(dir, `${TMP}${key}.${process.pid}`);
-  writeAside(dir, tmp, name);
+  writeAside(dir, tmp, `${name}\n${note}`);
   try {
     linkSync(tmp, path);
   } catch (err) {
@@ -112,7 +112,7 @@ export function claim(home: string, key: string, name: string, now: number): Cla
       unlinkQuietly(tmp);
       throw err;
     }
-    const theirs = readFileSync(path, 'latin1').trim();
+    const theirs = firstLine(readFileSync(path, 'latin1'));
     if (theirs !== '') {
       unlinkQuietly(tmp);
       return { name: theirs, fresh: false };
@@ -137,13 +137,13 @@ let asides = 0;
  * file written aside and linked into place, each waiting on the thread pool rather than the event
  * loop (creating a file can wait behind the file system's journal while other deliveries fsync).
  * The name aside is unique within the process too: two deliveries of one message may claim at once. */
-export async function claimAwaited(home: string, key: string, name: string, now: number): Promise<Claim> {
+export async function claimAwaited(home: string, key: string, name: string, now: number, note = ''): Promise<Claim> {
   const earlier = findClaim(home, key, now);
   if (earlier !== undefined) return { name: earlier, fresh: false };
   const dir = join(home, JOURNAL_DIR, dayOf(now));
   const path = join(dir, key);
   const tmp = join(dir, `${TMP}${key}.${process.pid}.${++asides}`);
-  const bytes = Buffer.from(`${name}\n`, 'latin1');
+  const bytes = Buffer.from(`${name}\n${note}`, 'latin1');
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC;
   let fd: number;
   try {
@@ -167,7 +167,7 @@ export async function claimAwaited(home: string, key: string, name: string, now:
       await drop();
       throw err;
     }
-    const theirs = (await call<string>((cb) => readFile(path, 'latin1', cb))).trim();
+    const theirs = firstLine(await call<string>((cb) => readFile(path, 'latin1', cb)));
     if (theirs !== '') {
       await drop();
       return { name: theirs, fresh: false };
@@ -180,10 +180,47 @@ export async function claimAwaited(home: string, key: string, name: string, now:
   return { name, fresh: true };
 }
 
+/** A claim's Maildir name: its first line (a note, if any, follows on the next lines). */
+function firstLine(text: string): string {
+  const nl = text.indexOf('\n');
+  return (nl < 0 ? text : text.slice(0, nl)).trim();
+}
+
+/** The notes of the claims made in the lookback window (what a delivery wrote after the Maildir
+ * name; `vouch deliver` writes where a whitelisted message came from), one string per claim that
+ * has one. Reads every claim of the window: for cron and the user's actions, not for a delivery. */
+export function claimNotes(home: string, now: number): string[] {
+  const out: string[] = [];
+  const first = dayOf(now - (LOOKBACK_DAYS - 1) * DAY);
+  for (const day of days(home)) {
+    if (day < first) continue;
+    const dir = join(home, JOURNAL_DIR, day);
+    let files: string[];
+    try {
+      files = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const f of files) {
+      if (f.startsWith(TMP)) continue;
+      let text: string;
+      try {
+        text = readFileSync(join(dir, f), 'latin1');
+      } catch {
+        continue; // pruned meanwhile
+      }
+      const nl = text.indexOf('\n');
+      const note = nl < 0 ? '' : text.slice(nl + 1).trim();
+      if (note !== '') out.push(note);
+    }
+  }
+  return out;
+}
+
 /** Names of claims being written (before their link); not claims, not counted. */
 const TMP = 'tmp.';
 
-function writeAside(dir: string, tmp: string, name: string): void {
+function writeAside(dir: string, tmp: string, text: string): void {
   let fd: number;
   try {
     fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
@@ -193,7 +230,7 @@ function writeAside(dir: string, tmp: string, name: string): void {
     fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   }
   try {
-    const bytes = Buffer.from(`${name}\n`, 'latin1');
+    const bytes = Buffer.from(text, 'latin1');
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
   } finally {
@@ -244,7 +281,7 @@ export function recentDeliveries(home: string, limit: number): { at: number; nam
     for (const f of found.slice(0, limit - out.length)) {
       let name = '';
       try {
-        name = readFileSync(f.path, 'latin1').trim();
+        name = firstLine(readFileSync(f.path, 'latin1'));
       } catch {
         /* pruned meanwhile */
       }
