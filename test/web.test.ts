@@ -533,6 +533,31 @@ test('the activity page draws the last 30 days as SVG from the store counts', as
   await env.app.close();
 });
 
+test('sessions end after web.session_idle unused and after web.session_lifetime in all, as config.toml sets them', async (t) => {
+  const home = await makeHome({ config: { send: { transport: 'file' }, web: { session_idle: '1h', session_lifetime: '3h' } } });
+  const T0 = Date.UTC(2026, 10, 23, 8);
+  let now = T0;
+  const app = await buildApp({ home: home.dir, listen: HOST, now: () => now });
+  const token = readFileSync(`${home.dir}/web-token`, 'utf8').trim();
+  const env: Env = { home, config: loadConfig(home.dir, home.env), app, token };
+  const busy = await loggedIn(env);
+  // Used every 50 minutes it outlives the idle hour, but not the three hours in all.
+  for (let m = 50; m < 180; m += 50) {
+    now = T0 + m * 60_000;
+    t.is((await busy.get('/')).status, 200, `alive after ${m} minutes`);
+  }
+  now = T0 + 3 * 3_600_000;
+  const ended = await busy.get('/');
+  t.is(ended.status, 303);
+  t.is(ended.headers['location'], '/login');
+  const idle = await loggedIn(env);
+  now += 59 * 60_000;
+  t.is((await idle.get('/')).status, 200, 'within the idle hour');
+  now += 61 * 60_000;
+  t.is((await idle.get('/')).headers['location'], '/login', 'an hour and a minute unused');
+  await app.close();
+});
+
 test('logging out ends the session', async (t) => {
   const env = await setup();
   const c = await loggedIn(env);

@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addToList, decideHeld, undoAction, type HeldAction, type ListAs } from '../agent/release/actions.js';
+import { addToList, decideHeld, removeFromList, undoAction, type HeldAction, type ListAs } from '../agent/release/actions.js';
 import { addressKey, domainOf, entriesNamed, headerAddress, parsePattern, type Pattern } from '../agent/mail/address.js';
 import { describeSignals, signalSummary } from '../agent/auth/describe.js';
 import { loadConfig, type Config } from '../agent/home/config.js';
@@ -131,7 +131,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     throw err;
   }
   warmParser();
-  const sessions = new Sessions({ now });
+  const sessions = new Sessions({ now, idleMs: config.web.session_idle, lifeMs: config.web.session_lifetime });
   const nextCookie = () => `vouch_next_${listen.port}`;
   const throttle = new LoginThrottle(10, now);
   const sessionCookie = () => `vouch_session_${listen.port}`;
@@ -731,7 +731,10 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       }
     }
     if (parsed.length === 0) say(req, { kind: 'error', text: 'Select at least one pattern.' });
-    else say(req, { kind: 'ok', text: `${await store.removePatterns(list, parsed)} removed from the ${name}` });
+    else {
+      const { removed, undo } = await removeFromList(store, list, parsed, now());
+      say(req, { kind: removed > 0 ? 'ok' : 'error', text: `${removed} removed from the ${name}`, ...(undo !== undefined ? { undo } : {}) });
+    }
     return reply.redirect(localPath(field(req.body, 'back'), `/lists?list=${list}`), 303);
   });
 

@@ -71,6 +71,8 @@ export interface Config {
     readonly listen: string;
     readonly password_hash: string;
     readonly url: string;
+    readonly session_idle: number;
+    readonly session_lifetime: number;
   };
   readonly classifier: {
     readonly enabled: boolean;
@@ -191,6 +193,8 @@ export const SCHEMA: Readonly<Record<string, Readonly<Record<string, KeySpec>>>>
     listen: { kind: { type: 'string', check: listen }, def: '127.0.0.1:8025' },
     password_hash: { kind: { type: 'string' }, def: '' },
     url: { kind: { type: 'string', check: url }, def: '' },
+    session_idle: { kind: { type: 'duration', max: { ms: 365 * 86_400_000, text: '365d' } }, def: '12h' },
+    session_lifetime: { kind: { type: 'duration', max: { ms: 365 * 86_400_000, text: '365d' } }, def: '7d' },
   },
   classifier: {
     enabled: { kind: { type: 'bool' }, def: true },
@@ -236,7 +240,8 @@ const CACHE = 'config.cache';
 // 3: the sender-authentication keys ([trust], [dns], [blocklist], challenge.require, …).
 // 4: pending.trash added.
 // 5: [classifier] added (a cache written before has no such section).
-const CACHE_VERSION = 5;
+// 6: web.session_idle and web.session_lifetime added.
+const CACHE_VERSION = 6;
 
 interface CacheFile {
   readonly v: number;
@@ -321,6 +326,10 @@ export function parseConfig(text: string, home: string, env: NodeJS.ProcessEnv =
   // A delivery waits for the classifier without its deadline's timer (the program runs blocking).
   if ((out['classifier']?.['timeout'] as number) > CLASSIFIER_MAX_TIMEOUT) {
     throw new ConfigError('config key classifier.timeout must be at most "60s"', 'classifier.timeout');
+  }
+  // A session unused for longer than it may live at all would make the idle limit meaningless.
+  if ((out['web']?.['session_idle'] as number) > (out['web']?.['session_lifetime'] as number)) {
+    throw new ConfigError('config key web.session_idle must not be longer than web.session_lifetime', 'web.session_idle');
   }
   return Object.freeze(out) as unknown as Config;
 }
