@@ -17,7 +17,7 @@ import { blocklistHold, dnsblStatus, isListed, recordBad, type Aging, type Block
 import { deliverMessage } from '../agent/deliver/deliver.js';
 import { readEnvelope } from '../agent/deliver/envelope.js';
 import { loadConfig } from '../agent/home/config.js';
-import { decideHeld, expire } from '../agent/release/actions.js';
+import { decideHeld, expire, undoAction } from '../agent/release/actions.js';
 import { exportText, recordBadClients, recordSpamClient, whitelistedClients } from '../agent/release/blocklist.js';
 import { Store } from '../agent/store/store.js';
 import { holdInput, makeHome, message, qmailEnv, setConfig, vouch } from './helpers.js';
@@ -106,6 +106,40 @@ test('the store lists IPv4 clients by address and IPv6 clients by their /64, and
   await s.addBlock('198.51.100.0/24', T0);
   t.is((await s.blockedClient('198.51.100.200', T0 + 1000 * DAY))?.why, 'added by hand');
   t.deepEqual((await s.blockEntries({ now: T0 + DAY })).map((e) => e.net), ['192.0.2.9/32', '198.51.100.0/24', '2001:db8:7:8::/64']);
+});
+
+test('undoing a block takes its clients off the local blocklist, and puts an entry it renewed back as it was', async (t) => {
+  const s = await store();
+  const c = config();
+  t.teardown(() => s.close());
+  // 198.51.100.7 was listed once already (an earlier expiry); 192.0.2.9 never.
+  const old = await s.hold(holdInput({ digest: 'o', sender: 'old@spam.example', senderKey: 'old@spam.example', signals: client('198.51.100.7'), challenge: 'sent' }));
+  await recordBadClients(s, c, (await s.getMany([old.id])), T0 - DAY, 'held mail expired unconfirmed');
+  const before = await s.blockEntries({ now: T0, all: true });
+  const a1 = await s.hold(holdInput({ digest: 'a1', signals: client('192.0.2.9') }));
+  const a2 = await s.hold(holdInput({ digest: 'a2', messageId: '<2@example.com>', signals: client('192.0.2.9') }));
+  const b1 = await s.hold(holdInput({ digest: 'b1', sender: 'x@spam.example', senderKey: 'x@spam.example', signals: client('198.51.100.7') }));
+  const res = await decideHeld(s, c, [a1.id, a2.id, b1.id], 'delete-blacklist', T0);
+  t.regex(res.summary, /^3 deleted, 2 sender\(s\) blacklisted: bob@example\.com, x@spam\.example, 2 client network\(s\) put on the local blocklist: 192\.0\.2\.9\/32, 198\.51\.100\.7\/32$/);
+  t.is((await s.blockedClient('192.0.2.9', T0 + 1))?.count, 2);
+  t.is((await s.blockedClient('198.51.100.7', T0 + 1))?.count, 2);
+  const text = await undoAction(s, c, res.undo ?? 0, T0 + 1000);
+  t.is(text, 'Undone: 3 restored, 2 list entries removed, 3 local blocklist entries taken back');
+  t.deepEqual(await s.blockEntries({ now: T0, all: true }), before, 'the blocklist is as it was before the block');
+  t.is((await s.heldIds({}, 10)).length, 4, 'the three blocked held again, beside the old one');
+});
+
+test('undoing a block keeps later evidence against a client', async (t) => {
+  const s = await store();
+  const c = config();
+  t.teardown(() => s.close());
+  const a = await s.hold(holdInput({ digest: 'a', signals: client('192.0.2.9') }));
+  const res = await decideHeld(s, c, [a.id], 'delete-blacklist', T0);
+  const later = await s.hold(holdInput({ digest: 'l', sender: 'y@spam.example', senderKey: 'y@spam.example', signals: client('192.0.2.9'), challenge: 'sent' }));
+  await recordBadClients(s, c, await s.getMany([later.id]), T0 + DAY, 'held mail expired unconfirmed');
+  const text = await undoAction(s, c, res.undo ?? 0, T0 + DAY + 1);
+  t.is(text, 'Undone: 1 restored, 1 list entry removed');
+  t.is((await s.blockedClient('192.0.2.9', T0 + DAY + 2))?.count, 2, 'the later listing stays');
 });
 
 test('a client whose mail was released, or whose sender is whitelisted, is never listed', async (t) => {

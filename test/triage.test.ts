@@ -355,3 +355,31 @@ test.serial('the lists page finds entries, says why each is there, keeps a rejec
     await env.close();
   }
 });
+
+test.serial('removing list entries can be undone: they come back with when and why they were added', async (t) => {
+  const env = await setup([{ sender: 'ann@club.example', subject: 'Meeting' }, { sender: 'ben@else.example', subject: 'Agenda' }]);
+  try {
+    for (const who of ['ann@club.example', 'ben@else.example']) {
+      await env.page.locator('tr', { hasText: who }).getByRole('button', { name: 'Allow' }).click();
+      await notice(env.page);
+    }
+    await env.page.goto(`${env.web.base}lists`);
+    const before = await env.page.locator('table.patterns tbody').innerText();
+    await env.page.getByLabel('Select ann@club.example').check();
+    await env.page.getByLabel('Select ben@else.example').check();
+    await env.page.getByRole('button', { name: 'Remove selected' }).click();
+    t.regex(await notice(env.page), /^2 removed from the whitelist$/);
+    t.deepEqual(await list(env.home, 'whitelist'), []);
+    let clicks = 0;
+    await env.page.getByRole('button', { name: 'Undo' }).click();
+    clicks += 1;
+    t.regex(await notice(env.page), /^Undone: 2 list entries back$/);
+    t.is(clicks, 1, 'undo: 1 click');
+    t.deepEqual((await list(env.home, 'whitelist')).sort(), ['ann@club.example', 'ben@else.example']);
+    t.is(await env.page.locator('table.patterns tbody').innerText(), before, 'the same entries, provenance and dates');
+    t.is(new URL(env.page.url()).pathname, '/lists', 'still on the lists page');
+    t.deepEqual(env.errors, []);
+  } finally {
+    await env.close();
+  }
+});

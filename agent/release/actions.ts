@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { domainOf, exactPattern, exactPatterns, headerAddress, parsePattern, type Pattern } from '../mail/address.js';
 import type { Config } from '../home/config.js';
 import { finishInterrupted, release } from './release.js';
-import type { Held, ListChange, ListName, Store } from '../store/store.js';
-import { foldWhitelistedClients, recordBadClients } from './blocklist.js';
+import type { BlockChange, Held, ListChange, ListName, Store } from '../store/store.js';
+import { foldWhitelistedClients, listBadClients, recordBadClients } from './blocklist.js';
 
 export type HeldAction = 'release' | 'release-whitelist' | 'delete' | 'delete-blacklist';
 
@@ -32,6 +32,8 @@ interface UndoRecord {
   readonly trashed: readonly string[];
   readonly released: readonly { readonly id: string; readonly name: string }[];
   readonly lists: readonly ListChange[];
+  /** Client networks the action put on (or further onto) the local blocklist. */
+  readonly blocks?: readonly BlockChange[];
 }
 
 /** The list entries for the senders of `held`: exact addresses (never parsed as patterns), or the
@@ -65,6 +67,7 @@ export async function decideHeld(
   let change: ListChange = { added: [], displaced: [] };
   const released: { id: string; name: string }[] = [];
   const trashed: string[] = [];
+  let blocks: BlockChange[] = [];
   const origin = (source: 'release' | 'block', list: readonly Held[]) => ({ source, note: list.length === 1 ? (list[0]?.id ?? '') : `${list.length} messages` });
   if (action === 'release' || action === 'release-whitelist') {
     if (action === 'release-whitelist') change = await store.changeList('white', senderPatterns(heldBefore, opts.listAs), now, origin('release', heldBefore));
@@ -79,7 +82,7 @@ export async function decideHeld(
     if (action === 'delete-blacklist') {
       change = await store.changeList('black', senderPatterns(deleted, opts.listAs), now, origin('block', deleted));
       await foldWhitelistedClients(store, config, now);
-      await recordBadClients(store, config, deleted, now, 'deleted with blacklist');
+      blocks = await listBadClients(store, config, deleted, now, 'deleted with blacklist');
     }
   }
   const doneSet = new Set(done);
@@ -89,9 +92,11 @@ export async function decideHeld(
   const listed = patterns.length;
   const names = patterns.length === 0 ? '' : `: ${patterns.slice(0, 5).join(', ')}${patterns.length > 5 ? ` and ${patterns.length - 5} more` : ''}`;
   const extra = action === 'release-whitelist' ? `, ${listed} sender(s) whitelisted${names}` : action === 'delete-blacklist' ? `, ${listed} sender(s) blacklisted${names}` : '';
+  const nets = [...new Set(blocks.map((b) => b.net))];
+  const blocked = nets.length > 0 ? `, ${nets.length} client network(s) put on the local blocklist: ${nets.slice(0, 3).join(', ')}${nets.length > 3 ? ` and ${nets.length - 3} more` : ''}` : '';
   const miss = missing.length > 0 ? `; not held: ${missing.join(' ')}` : '';
-  const summary = `${done.length} ${verb}${extra}${miss}`;
-  const record: UndoRecord = { trashed, released, lists: change.added.length > 0 || change.displaced.length > 0 ? [change] : [] };
+  const summary = `${done.length} ${verb}${extra}${blocked}${miss}`;
+  const record: UndoRecord = { trashed, released, lists: change.added.length > 0 || change.displaced.length > 0 ? [change] : [], ...(blocks.length > 0 ? { blocks } : {}) };
   const undo = done.length > 0 || listed > 0 ? await store.recordAction(now, summary, record) : undefined;
   return { done, missing, listed, patterns, summary, undo };
 }
@@ -101,6 +106,14 @@ export async function addToList(store: Store, list: ListName, patterns: readonly
   const change = await store.changeList(list, patterns, now, { source: 'hand' });
   const undo = change.added.length > 0 ? await store.recordAction(now, `${change.added.length} added to the ${list}list`, { trashed: [], released: [], lists: [change] } satisfies UndoRecord) : undefined;
   return { change, undo };
+}
+
+/** Removes what the user chose from a list, recorded for an undo (which puts the entries back
+ * with their provenance). */
+export async function removeFromList(store: Store, list: ListName, patterns: readonly Pattern[], now: number): Promise<{ removed: number; undo: number | undefined }> {
+  const taken = await store.takeFromList(list, patterns);
+  const undo = taken.length > 0 ? await store.recordAction(now, `${taken.length} removed from the ${list}list`, { trashed: [], released: [], lists: [{ added: [], displaced: taken }] } satisfies UndoRecord) : undefined;
+  return { removed: taken.length, undo };
 }
 
 /** Reverses a recorded action: trashed mail is restored, released mail that is still unread in
@@ -119,12 +132,22 @@ export async function undoAction(store: Store, config: Config, id: number, now: 
     else kept += 1;
   }
   let unlisted = 0;
-  for (const change of [...(undo.lists ?? [])].reverse()) unlisted += await store.revertList(change);
+  let relisted = 0;
+  for (const change of [...(undo.lists ?? [])].reverse()) {
+    const r = await store.revertList(change);
+    unlisted += r.removed;
+    relisted += r.returned;
+  }
+  // Newest first: a network listed twice by one action goes back step by step.
+  let unblocked = 0;
+  for (const b of [...(undo.blocks ?? [])].reverse()) if (await store.revertBadClient(b)) unblocked += 1;
   const parts: string[] = [];
   if (restored > 0) parts.push(`${restored} restored`);
   if (back > 0) parts.push(`${back} back in the held mail`);
   if (kept > 0) parts.push(`${kept} already read in your mailbox, left there`);
   if (unlisted > 0) parts.push(`${unlisted} list entr${unlisted === 1 ? 'y' : 'ies'} removed`);
+  if (relisted > 0) parts.push(`${relisted} list entr${relisted === 1 ? 'y' : 'ies'} back`);
+  if (unblocked > 0) parts.push(`${unblocked} local blocklist entr${unblocked === 1 ? 'y' : 'ies'} taken back`);
   return `Undone: ${parts.length > 0 ? parts.join(', ') : 'nothing was left to change'}`;
 }
 

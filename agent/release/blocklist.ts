@@ -11,7 +11,7 @@ import { Headers } from '../mail/header.js';
 import { clientOf } from '../mail/received.js';
 import { recordBad } from '../policy/blocklist.js';
 import { claimNotes } from '../store/journal.js';
-import type { BlockEntry, Held, Store } from '../store/store.js';
+import type { BlockChange, BlockEntry, Held, Store } from '../store/store.js';
 
 /** The client IP a held message's signals name, when it is a real remote address. */
 export function clientIpOf(h: Pick<Held, 'signals'>): string | undefined {
@@ -28,16 +28,26 @@ export function listedNet(ip: string, config: Config): Net {
 /** Records the clients of bad held mail; never one whose sender is whitelisted now, nor (the
  * store sees to it) a network whitelisted or released mail came from. Returns how many. */
 export async function recordBadClients(store: Store, config: Config, held: readonly Pick<Held, 'sender' | 'signals'>[], now: number, why: string): Promise<number> {
-  let n = 0;
+  return (await listBadClients(store, config, held, now, why)).length;
+}
+
+/** recordBadClients, saying what each entry was before and became (for an undo). */
+export async function listBadClients(store: Store, config: Config, held: readonly Pick<Held, 'sender' | 'signals'>[], now: number, why: string): Promise<BlockChange[]> {
+  const out: BlockChange[] = [];
   const aging = { period: config.blocklist.period, maxPeriod: config.blocklist.max_period };
   for (const h of held) {
     const ip = clientIpOf(h);
     if (ip === undefined) continue;
     if ((await store.lookup(h.sender))?.list === 'white') continue;
     const net = listedNet(ip, config).text;
-    if ((await store.recordBadClient(net, (prev) => recordBad(prev, net, now, why, aging))) !== undefined) n++;
+    let before: BlockEntry | undefined;
+    const after = await store.recordBadClient(net, (prev) => {
+      before = prev;
+      return recordBad(prev, net, now, why, aging);
+    });
+    if (after !== undefined) out.push({ net, before, after });
   }
-  return n;
+  return out;
 }
 
 /** The client IPs whitelisted mail came from, as `vouch deliver` noted them with its journal

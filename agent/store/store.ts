@@ -712,21 +712,37 @@ export class Store {
     });
   }
 
-  /** Takes back a change made by changeList: its entries leave, the ones it displaced return. */
-  async revertList(change: ListChange): Promise<number> {
-    if (change.added.length === 0 && change.displaced.length === 0) return 0;
+  /** Takes back a change made by changeList (or takeFromList): its entries leave, the ones it
+   * displaced or removed return as they were. Says how many left and how many returned. */
+  async revertList(change: ListChange): Promise<{ removed: number; returned: number }> {
+    if (change.added.length === 0 && change.displaced.length === 0) return { removed: 0, returned: 0 };
     return this.#listsTx(async () => {
-      let n = 0;
+      let removed = 0;
+      let returned = 0;
       const del = await this.db.prepare('DELETE FROM lists WHERE key = ? AND list = ? AND added = ?');
       const ins = await this.db.prepare('INSERT OR IGNORE INTO lists (key, list, pattern, added, source, note) VALUES (?, ?, ?, ?, ?, ?)');
       try {
-        for (const e of change.added) n += await stepRun(del, [e.key, e.list, e.added]);
-        for (const e of change.displaced) await stepRun(ins, [e.key, e.list, e.pattern, e.added, e.source, e.note]);
+        for (const e of change.added) removed += await stepRun(del, [e.key, e.list, e.added]);
+        for (const e of change.displaced) returned += await stepRun(ins, [e.key, e.list, e.pattern, e.added, e.source, e.note]);
       } finally {
         await finalize(del);
         await finalize(ins);
       }
-      return n;
+      return { removed, returned };
+    });
+  }
+
+  /** removePatterns, returning the entries removed with their provenance (for an undo). */
+  async takeFromList(list: ListName, patterns: readonly Pattern[]): Promise<ListEntry[]> {
+    if (patterns.length === 0) return [];
+    return this.#listsTx(async () => {
+      const out: ListEntry[] = [];
+      for (const part of chunks([...new Set(patterns.map((p) => p.key))])) {
+        const marks = part.map(() => '?').join(',');
+        out.push(...(await this.db.all<ListEntry>(`SELECT key, list, pattern, added, source, note FROM lists WHERE list = ? AND key IN (${marks})`, [list, ...part])));
+        await this.db.run(`DELETE FROM lists WHERE list = ? AND key IN (${marks})`, [list, ...part]);
+      }
+      return out;
     });
   }
 
@@ -1204,6 +1220,20 @@ export class Store {
     );
   }
 
+  /** Takes back what recordBadClient wrote for an action: the entry as it was before (or none),
+   * but only while the entry is still the one written (later evidence is kept). */
+  async revertBadClient(change: BlockChange): Promise<boolean> {
+    return this.db.tx(async () => {
+      const row = await this.db.get<BlockRow>(`SELECT ${BLOCK} FROM blocklist WHERE net = ?`, [change.net]);
+      const now = row && toBlock(row);
+      const a = change.after;
+      if (!now || now.count !== a.count || now.lastSeen !== a.lastSeen || now.listedUntil !== a.listedUntil || now.repeats !== a.repeats) return false;
+      if (change.before === undefined) await this.db.run('DELETE FROM blocklist WHERE net = ?', [change.net]);
+      else await this.#putBlock(change.before);
+      return true;
+    });
+  }
+
   async removeBlock(net: string): Promise<number> {
     return (await this.db.run('DELETE FROM blocklist WHERE net = ?', [net])).changes;
   }
@@ -1610,6 +1640,13 @@ export interface BlockEntry {
   /** How many times it was listed again after a listing ran out. */
   readonly repeats: number;
   readonly why: string;
+}
+
+/** One network's entry before and after an action listed it (an undo puts `before` back). */
+export interface BlockChange {
+  readonly net: string;
+  readonly before: BlockEntry | undefined;
+  readonly after: BlockEntry;
 }
 
 interface BlockRow {
