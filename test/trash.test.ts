@@ -6,7 +6,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../agent/home/config.js';
-import { parseMessage, parserStats } from '../agent/mail/parse.js';
+import { defaultLatin1, parseAttachment, parseMessage, parserStats } from '../agent/mail/parse.js';
 import { decideHeld, expire, undoAction } from '../agent/release/actions.js';
 import { Store } from '../agent/store/store.js';
 import { Sessions } from '../web/auth.js';
@@ -152,6 +152,33 @@ test('the parser pool reuses its workers, and 8-bit text without a charset reads
   t.is((await parseMessage(utf8, { maxBytes: 10_000 })).text?.trim(), 'Café in UTF-8');
   const declared = Buffer.concat([Buffer.from('Content-Type: text/plain; charset=iso-8859-2\n\n'), Buffer.from([0xb1, 0x0a])]);
   t.is((await parseMessage(declared, { maxBytes: 10_000 })).text?.trim(), 'ą', 'a declared charset is kept');
+});
+
+test('8-bit text without a charset reads as Latin-1 in every part of a multipart message, HTML included, and UTF-8 stays UTF-8', async (t) => {
+  const l1 = (text: string) => Buffer.from(text, 'latin1');
+  const raw = Buffer.concat([
+    Buffer.from('From: x@example.com\nSubject: parts\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="out"\n\n--out\nContent-Type: multipart/alternative; boundary="in"\n\n--in\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\n'),
+    l1('Caf\xe9 cr\xe8me\n'),
+    Buffer.from('--in\nContent-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n<p>Caf=E9 cr=E8me</p>\n--in--\n--out\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n'),
+    Buffer.from(Buffer.from('Déjà vu in UTF-8\n').toString('base64') + '\n'),
+    Buffer.from('--out\nContent-Type: text/plain; charset=iso-8859-2\n\n'),
+    Buffer.from([0xb1, 0x0a]),
+    Buffer.from('--out\nContent-Type: text/plain; name="notes.txt"\nContent-Disposition: attachment; filename="notes.txt"\n\n'),
+    l1('na\xefve\n'),
+    Buffer.from('--out--\n'),
+  ]);
+  const v = await parseMessage(raw, { maxBytes: 100_000 });
+  t.regex(v.text ?? '', /Café crème/);
+  t.regex(v.text ?? '', /Déjà vu in UTF-8/);
+  t.regex(v.text ?? '', /ą/, 'a declared charset is kept');
+  t.false((v.text ?? '').includes('\ufffd'), 'no replacement characters');
+  t.regex(v.html ?? '', /<p>Café crème<\/p>/);
+  t.deepEqual(v.attachments.map((a) => a.filename), ['notes.txt']);
+  const bytes = await parseAttachment(raw, 0, { maxBytes: 100_000 });
+  // (the line end before a boundary belongs to the boundary)
+  t.true(Buffer.from(bytes?.content ?? []).equals(l1('na\xefve')), 'an attachment keeps its bytes');
+  const clean = Buffer.from('Subject: x\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\nplain ASCII\n--b--\n');
+  t.is(await defaultLatin1(clean), clean, 'a message no part of which needs it is passed on as it came');
 });
 
 test('a session ends at its absolute lifetime however busy it is', (t) => {

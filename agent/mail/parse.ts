@@ -6,8 +6,9 @@
 // busy machine takes to start a thread (that has its own, generous, bound).
 
 import { isUtf8 } from 'node:buffer';
+import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { headerEnd, readHeaders } from './header.js';
 
 export interface AttachmentInfo {
   readonly filename: string;
@@ -230,31 +231,100 @@ function answerOf(worker: Worker, timeoutMs: number, oneShot: boolean): Promise<
 }
 
 /** 8-bit text that names no charset is shown as Latin-1 (every byte a character) rather than as
- * replacement characters, unless it is valid UTF-8: a single-part text message gets the charset
- * parameter mailparser would otherwise assume to be UTF-8. Bounded: one pass over the header. */
-export function defaultLatin1(raw: Buffer): Buffer {
-  const headers = readHeaders(raw, HEADER_LIMIT);
-  const ct = headers.get('content-type');
-  if (ct !== undefined && (/charset\s*=/i.test(ct) || !/^\s*text\//i.test(ct))) return raw;
-  const body = raw.subarray(headers.bodyOffset);
-  if (isUtf8(body)) return raw;
-  const { end } = headerEnd(raw, HEADER_LIMIT);
-  const head = raw.subarray(0, end).toString('latin1').replace(/^content-type:/gim, 'X-Vouch-Original-Content-Type:');
-  const type = ct === undefined ? 'text/plain' : cleanParams(ct);
-  return Buffer.concat([Buffer.from(`Content-Type: ${type}; charset=iso-8859-1\n${head}`, 'latin1'), raw.subarray(end)]);
+ * replacement characters, unless it is valid UTF-8: in every text part (the message itself, and
+ * each text/plain or text/html part of a multipart one) whose bytes, once their transfer encoding
+ * (base64, quoted-printable) is undone, are not UTF-8, the part gets the charset parameter
+ * mailparser would otherwise take to be UTF-8. mailparser's own splitter (mailsplit) reads the
+ * parts, so both see the same structure; a message where no part needs it is passed on as it
+ * came, byte for byte. Linear: one pass over the message, each part's body decoded once. */
+export async function defaultLatin1(raw: Buffer): Promise<Buffer> {
+  const { Splitter, Joiner } = await mailsplit();
+  const marker = new Latin1Parts();
+  const joined: Buffer[] = [];
+  await pipeline(Readable.from([raw]), new Splitter(), marker, new Joiner(), new Writable({
+    write(chunk: Buffer, _enc, done) {
+      joined.push(chunk);
+      done();
+    },
+  }));
+  return marker.changed ? Buffer.concat(joined) : raw;
 }
 
-const HEADER_LIMIT = 1 << 20;
+type MailSplit = typeof import('@zone-eu/mailsplit');
+type MimeNode = InstanceType<MailSplit['MimeNode']>;
+type Body = { readonly type: 'body' | 'data'; readonly value: Buffer; readonly node?: MimeNode };
+type Piece = MimeNode | Body;
 
-function cleanParams(ct: string): string {
-  return ct.replace(/[\r\n]+/g, ' ').trim().replace(/;\s*$/, '');
+async function mailsplit(): Promise<MailSplit> {
+  const m = (await import('@zone-eu/mailsplit')) as MailSplit & { default?: MailSplit };
+  return m.default ?? m;
+}
+
+/** Between mailsplit's Splitter and Joiner: holds each charset-less text part until its body is
+ * complete, then marks it Latin-1 when its decoded bytes are not UTF-8. */
+class Latin1Parts extends Transform {
+  changed = false;
+  #held: { node: MimeNode; body: Body[] } | undefined;
+
+  constructor() {
+    super({ objectMode: true });
+  }
+
+  override _transform(piece: Piece, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.#held && piece.type === 'body') {
+      this.#held.body.push(piece as Body);
+      done();
+      return;
+    }
+    const go = () => {
+      if (piece.type === 'node' && needsCharset(piece as MimeNode)) this.#held = { node: piece as MimeNode, body: [] };
+      else this.push(piece);
+      done();
+    };
+    if (this.#held) this.#settle().then(go, done);
+    else go();
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.#held) this.#settle().then(() => done(), done);
+    else done();
+  }
+
+  async #settle(): Promise<void> {
+    const held = this.#held;
+    if (!held) return;
+    this.#held = undefined;
+    const decoder = held.node.getDecoder();
+    const parts: Buffer[] = [];
+    decoder.on('data', (c: Buffer) => parts.push(c));
+    const ended = new Promise<void>((resolve, reject) => {
+      decoder.once('end', resolve);
+      decoder.once('error', reject);
+    });
+    for (const p of held.body) decoder.write(p.value);
+    decoder.end();
+    await ended;
+    if (!isUtf8(Buffer.concat(parts))) {
+      held.node.setCharset('iso-8859-1');
+      this.changed = true;
+    }
+    this.push(held.node);
+    for (const p of held.body) this.push(p);
+  }
+}
+
+/** A text part that is shown (not an attachment) and names no charset. */
+function needsCharset(node: MimeNode): boolean {
+  node.parseHeaders();
+  return typeof node.contentType === 'string' && node.contentType.startsWith('text/') && !node.charset && node.disposition !== 'attachment';
 }
 
 async function work(job: Job, ready: () => void): Promise<Answer> {
   const { simpleParser } = await import('mailparser');
+  await mailsplit();
   if (job.htmlFilter !== undefined) await import(job.htmlFilter);
   ready();
-  const mail = await simpleParser(defaultLatin1(Buffer.from(job.raw.buffer, job.raw.byteOffset, job.raw.byteLength)), {
+  const mail = await simpleParser(await defaultLatin1(Buffer.from(job.raw.buffer, job.raw.byteOffset, job.raw.byteLength)), {
     skipImageLinks: true,
     maxHtmlLengthToParse: 2_000_000,
   });
