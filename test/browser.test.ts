@@ -194,3 +194,111 @@ async function hostileAttachment(page: Page, web: RunningWeb, links: readonly st
   }
   return false;
 }
+
+/** An HTML-only message of `paragraphs` paragraphs, held from `sender`; its id. */
+async function holdHtml(home: TestHome, sender: string, subject: string, paragraphs: number): Promise<string> {
+  const body = Array.from({ length: paragraphs }, (_, i) => `<p>Paragraph ${i + 1} of the long letter.</p>`).join('\n');
+  const raw = Buffer.from(`From: ${sender}\nTo: alice@example.org\nSubject: ${subject}\nMessage-ID: <${subject.replace(/\W/g, '')}@example.net>\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n<html><body><h1>${subject}</h1>\n${body}\n<p id="end">The end.</p></body></html>\n`);
+  const r = await deliverQmail(home, sender, raw);
+  if (r.code !== 99) throw new Error(`deliver exited ${r.code}: ${r.stdout}${r.stderr}`);
+  const held = (await pendingList(home)).find((m) => m.subject === subject);
+  if (!held) throw new Error('not held');
+  return held.id;
+}
+
+/** The frame's height on the page and the height of the document inside it. */
+async function frameHeights(page: Page): Promise<{ frame: number; doc: number; inner: number }> {
+  return page.evaluate<{ frame: number; doc: number; inner: number }>(`(() => {
+    const f = document.querySelector('iframe.mail-html');
+    const d = f.contentDocument && f.contentDocument.documentElement;
+    return { frame: f.getBoundingClientRect().height, doc: d ? d.scrollHeight : -1, inner: d ? d.clientHeight : -1 };
+  })()`);
+}
+
+test('the HTML frame grows to a tall message\'s height (up to a maximum, then it scrolls), and a short one shrinks it, with no script in the message', async (t) => {
+  const { home, web } = await setup();
+  const w = await watchedPage();
+  try {
+    const tall = await holdHtml(home, 'long@example.net', 'A long letter', 150);
+    const short = await holdHtml(home, 'brief@example.net', 'A short note', 1);
+    const endless = await holdHtml(home, 'endless@example.net', 'An endless letter', 800);
+    await w.page.goto(web.url);
+    await w.page.goto(`${web.base}message/${tall}?view=html`);
+    await w.page.locator('iframe.mail-html.fitted').waitFor();
+    const h = await frameHeights(w.page);
+    t.true(h.doc > 3000, `the letter is tall (${h.doc} px)`);
+    t.true(Math.abs(h.frame - h.doc) <= 4, `the frame (${h.frame} px) is as tall as the letter (${h.doc} px)`);
+    t.true(h.inner >= h.doc - 2, 'nothing left to scroll inside the frame');
+    await w.page.frameLocator('iframe.mail-html').getByText('The end.').waitFor();
+    await w.page.goto(`${web.base}message/${short}?view=html`);
+    await w.page.locator('iframe.mail-html.fitted').waitFor();
+    const s = await frameHeights(w.page);
+    t.true(s.frame < 400, `a short note gets a short frame (${s.frame} px)`);
+    t.true(Math.abs(s.frame - s.doc) <= 4 || s.frame === 80, `${s.frame} vs ${s.doc}`);
+    await w.page.goto(`${web.base}message/${endless}?view=html`);
+    await w.page.locator('iframe.mail-html.fitted').waitFor();
+    const e = await frameHeights(w.page);
+    t.true(e.frame >= 11_990 && e.frame <= 12_010, `an endless letter stops at the maximum (${e.frame} px)`);
+    t.true(e.doc > e.inner + 1000, 'and scrolls inside the frame beyond it');
+    t.deepEqual(w.dialogs, []);
+    t.deepEqual(w.consoleErrors, [], 'the page reads the frame without a CSP or sandbox error');
+  } finally {
+    await w.context.close();
+    await web.close();
+  }
+});
+
+// The sandbox and the frame's CSP on their own, without the HTML filter in front of them: the
+// browser is handed the hostile markup unfiltered (with the server's real headers), in the frame
+// and opened directly. No script runs, no form is sent, no refresh or link navigates anywhere.
+const UNFILTERED = `<!doctype html><html><head>
+<meta http-equiv="refresh" content="0;url=/marker-refresh">
+<script>alert('frame-script'); fetch('/marker-script'); try { parent.document.title = 'pwned'; } catch (e) {}</script>
+</head><body onload="alert('onload'); fetch('/marker-onload')">
+<h1>Unfiltered</h1>
+<form method="post" action="/act"><input type="hidden" name="action" value="delete"><input type="hidden" name="all" value="1"><button id="go">Delete everything</button></form>
+<form method="get" action="/marker-form"><button id="get">Go</button></form>
+<a id="top" href="/marker-link" target="_top">top</a> <a id="blank" href="/marker-popup" target="_blank">popup</a>
+<img src="x" onerror="alert('img'); fetch('/marker-img')">
+</body></html>`;
+
+test('unfiltered hostile HTML in the sandboxed frame, or opened on its own, runs no script and sends no form', async (t) => {
+  const { home, web } = await setup();
+  const w = await watchedPage();
+  try {
+    const id = await holdHtml(home, 'offers@evil.example', 'Unfiltered', 3);
+    await w.context.route(`**/message/${id}/html`, async (route) => {
+      const real = await route.fetch();
+      t.regex(real.headers()['content-security-policy'] ?? '', /sandbox allow-same-origin/);
+      await route.fulfill({ response: real, body: UNFILTERED });
+    });
+    const posts: string[] = [];
+    w.page.on('request', (r) => {
+      if (r.method() === 'POST') posts.push(r.url());
+    });
+    let popups = 0;
+    w.context.on('page', () => (popups += 1));
+    await w.page.goto(web.url);
+    const look = async (inFrame: boolean) => {
+      const root = inFrame ? w.page.frameLocator('iframe.mail-html') : w.page;
+      await root.locator('h1', { hasText: 'Unfiltered' }).waitFor();
+      for (const sel of ['#go', '#get', '#top', '#blank']) await root.locator(sel).click({ timeout: 5000 }).catch(() => undefined);
+      await w.page.waitForTimeout(1500);
+    };
+    await w.page.goto(`${web.base}message/${id}?view=html`);
+    await w.page.locator('iframe.mail-html.fitted').waitFor();
+    await look(true);
+    t.is(await w.page.title(), 'Unfiltered · vouch', 'the message did not touch the page');
+    t.regex(new URL(w.page.url()).pathname, new RegExp(`^/message/${id}$`), 'the page was not navigated');
+    await w.page.goto(`${web.base}message/${id}/html`);
+    await look(false);
+    t.deepEqual(w.dialogs, [], 'no script ran');
+    t.deepEqual(posts, [], 'no form was sent');
+    t.is(popups, 0, 'no window opened');
+    t.deepEqual(w.requests.filter((u) => /marker-(script|onload|img|refresh|form)/.test(u)), [], 'no script, refresh or form made a request');
+    t.is((await pendingList(home)).length, 1, 'the message is still held');
+  } finally {
+    await w.context.close();
+    await web.close();
+  }
+});

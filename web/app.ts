@@ -90,16 +90,21 @@ const PAGE_CSP = {
 };
 
 /** CSP for a message's HTML: no script, nothing fetched from anywhere (inline styles and data:
- * images only), sandboxed even when opened on its own, framed only by the page. */
+ * images only), no form may go anywhere, framed only by the page, and sandboxed even when opened
+ * on its own. The sandbox keeps the document's own origin (allow-same-origin) and nothing else:
+ * the page's script reads the frame's height to size it, while the document itself runs no
+ * script, submits no form, opens no window and cannot navigate the page (no allow-scripts,
+ * allow-forms, allow-popups or allow-top-navigation; the frame element says the same). */
 const MAIL_CSP = {
   defaultSrc: ["'none'"],
+  scriptSrc: ["'none'"],
   styleSrc: ["'unsafe-inline'"],
   imgSrc: ['data:'],
   fontSrc: ["'none'"],
   formAction: ["'none'"],
   frameAncestors: ["'self'"],
   baseUri: ["'none'"],
-  sandbox: [],
+  sandbox: ['allow-same-origin'],
 };
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {

@@ -131,5 +131,28 @@
     }
     if (done) e.preventDefault();
   });
+  // The HTML frame as tall as the message (up to FIT_MAX px; beyond, it scrolls inside). The frame
+  // is sandboxed without scripts but keeps its origin, so this script can read its height; the
+  // message itself never runs anything.
+  const FIT_MAX = 12000;
+  for (const frame of $$('iframe[data-fit]')) {
+    const fit = () => {
+      const doc = frame.contentDocument;
+      if (!doc || !doc.documentElement || doc.URL === 'about:blank') return;
+      // The document is at least as tall as its frame: shrink the frame first, then measure (one
+      // task, so nothing is painted in between).
+      frame.style.height = '80px';
+      const h = doc.documentElement.scrollHeight;
+      frame.style.height = `${Math.min(FIT_MAX, Math.max(80, h + 2))}px`;
+      frame.classList.add('fitted');
+    };
+    frame.addEventListener('load', fit);
+    if (frame.contentDocument && frame.contentDocument.readyState === 'complete') fit(); // loaded before this ran
+    let timer = 0;
+    window.addEventListener('resize', () => {
+      clearTimeout(timer);
+      timer = setTimeout(fit, 100);
+    });
+  }
   update();
 })();
