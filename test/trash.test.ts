@@ -258,6 +258,45 @@ test('the counts the triggers keep by reason and by sender always equal a fresh 
   });
 });
 
+test('the sender view of one reason, and of a search, lists the same senders, counts and order as grouping all of the mail', async (t) => {
+  const home = await makeHome();
+  await withStore(home, async (store) => {
+    await store.ensureReviewIndexes();
+    // 53 senders, 4,000 messages (more than one batch of the walk), many at the same moment
+    // (ties), three reasons interleaved; written in one statement (the triggers keep the counts).
+    await store.db.run(
+      `WITH RECURSIVE x(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM x WHERE i < 4000)
+       INSERT INTO messages (id, digest, received, sender, sender_key, recipient, from_header, subject, date_header, message_id, size, reason, challenge, challenge_note, rpline, dtline)
+       SELECT printf('t%012d', i), 'k' || i, ? + ((i * 101) % 700) * 1000, 's' || ((i * 37) % 53) || '@example.com', 's' || ((i * 37) % 53) || '@example.com',
+         'alice@example.org', '', 'm' || i, '', '<' || i || '@x>', 10, 'unknown sender', CASE WHEN i % 3 = 0 THEN 'sent' ELSE 'suppressed' END,
+         CASE WHEN i % 3 = 0 THEN '' WHEN i % 3 = 1 THEN 'mailing list' ELSE 'marked as spam' END, '', '' FROM x`,
+      [T0],
+    );
+    for (const why of await store.heldWhy()) {
+      const all = await store.db.all<{ key: string; n: number }>(
+        `SELECT sender_key AS key, count(*) AS n FROM messages WHERE state = 'held' AND reason = ? AND challenge = ? AND challenge_note = ?
+           GROUP BY sender_key ORDER BY max(received) DESC, sender_key DESC`,
+        [why.reason, why.challenge, why.note],
+      );
+      t.true(all.length > 40);
+      for (const [offset, limit] of [[0, 5], [5, 7], [12, 50], [50, 50], [0, 1000]] as const) {
+        const got = await store.senders({ why: [why], limit, offset });
+        t.deepEqual(got.map((g) => ({ key: g.senderKey, n: g.n })), all.slice(offset, offset + limit), `${why.challenge} ${why.note} ${offset}+${limit}`);
+      }
+    }
+    // A search's one-pass summary agrees with counting, grouping and paging separately.
+    for (const search of ['s1', 's17@example', 'example.com']) {
+      for (const [offset, limit] of [[0, 5], [10, 20]] as const) {
+        const sum = await store.senderSummary({ search, limit, offset });
+        t.is(sum.matching, await store.countHeld({ search }), search);
+        t.is(sum.senderCount, await store.countSenders({ search }), search);
+        const apart = await store.senders({ search, limit, offset });
+        t.deepEqual(sum.groups.map((g) => [g.senderKey, g.n, g.newest.received]), apart.map((g) => [g.senderKey, g.n, g.newest.received]), `${search} ${offset}+${limit}`);
+      }
+    }
+  });
+});
+
 test('search finds held mail by any part of the sender, From or Subject, in any case, and forgets mail that leaves', async (t) => {
   const home = await makeHome();
   const config = loadConfig(home.dir, home.env);

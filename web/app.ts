@@ -345,10 +345,25 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     const p = readPlace(req.query, 'senders');
     const { filter, chips } = await filterOf(p);
     const total = chips.list.reduce((n, k) => n + k.n, 0);
-    const [matching, senderCount] = await Promise.all([countOf(p, chips, total, filter), store.countSenders(filter)]);
-    const pages = Math.max(1, Math.ceil(senderCount / p.size));
-    const here = { ...p, page: Math.min(p.page, pages) };
-    const groups = await store.senders({ ...filter, limit: here.size, offset: (here.page - 1) * here.size });
+    let matching: number;
+    let senderCount: number;
+    let groups: Awaited<ReturnType<typeof store.senders>>;
+    let here: Place;
+    let pages: number;
+    if (p.q) {
+      // A search: one pass over its matches gives the counts and the page (a second one only for
+      // a page past the end, which shows the last page instead).
+      let sum = await store.senderSummary({ ...filter, limit: p.size, offset: (p.page - 1) * p.size });
+      pages = Math.max(1, Math.ceil(sum.senderCount / p.size));
+      here = { ...p, page: Math.min(p.page, pages) };
+      if (here.page !== p.page) sum = await store.senderSummary({ ...filter, limit: p.size, offset: (here.page - 1) * p.size });
+      ({ matching, senderCount, groups } = sum);
+    } else {
+      [matching, senderCount] = await Promise.all([countOf(p, chips, total, filter), store.countSenders(filter)]);
+      pages = Math.max(1, Math.ceil(senderCount / p.size));
+      here = { ...p, page: Math.min(p.page, pages) };
+      groups = await store.senders({ ...filter, limit: here.size, offset: (here.page - 1) * here.size });
+    }
     return page(reply, 'senders', {
       title: 'Held mail',
       ...commonView(here, chips, total, matching, pages),
@@ -451,7 +466,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
     }
     if (wholeSender && targets.length > 0) {
       // Allow and Block settle the sender, not one message: their other held mail goes too.
-      const keys = (await store.getMany(targets)).filter((h) => h.state === 'held' || h.state === 'releasing').map((h) => h.senderKey);
+      const keys = [...new Set((await store.heldBrief(targets)).map((h) => h.senderKey))];
       targets = [...new Set([...targets, ...(await store.heldOf(keys))])].slice(0, MAX_ALL);
     }
     targets = [...new Set(targets)];
@@ -463,7 +478,7 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
       // Blacklisting with care: a list's, a bounce's or a robot's envelope sender is rarely the one
       // to block; ask, and offer the From address or its domain.
       const risky: Record<string, unknown>[] = [];
-      for (const h of await store.getMany(targets)) {
+      for (const h of await store.heldBrief(targets)) {
         if (risky.length < 50 && riskyToBlock(kindOf(h), h) && !risky.some((r) => r['sender'] === (plain(h.sender) || '<>'))) {
           const from = headerAddress(h.fromHeader);
           risky.push({ sender: plain(h.sender) || '<>', kind: kindOf(h).label, from: from ?? '', domain: from ? `@${domainOf(from)}` : '' });

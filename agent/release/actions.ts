@@ -62,7 +62,6 @@ export async function decideHeld(
   now: number = Date.now(),
   opts: { readonly listAs?: ListAs } = {},
 ): Promise<ActionResult> {
-  const heldBefore = (await store.getMany(ids)).filter((h) => h.state === 'held' || h.state === 'releasing');
   let done: readonly string[];
   let change: ListChange = { added: [], displaced: [] };
   const released: { id: string; name: string }[] = [];
@@ -70,6 +69,7 @@ export async function decideHeld(
   let blocks: BlockChange[] = [];
   const origin = (source: 'release' | 'block', list: readonly Held[]) => ({ source, note: list.length === 1 ? (list[0]?.id ?? '') : `${list.length} messages` });
   if (action === 'release' || action === 'release-whitelist') {
+    const heldBefore = action === 'release-whitelist' ? (await store.getMany(ids)).filter((h) => h.state === 'held' || h.state === 'releasing') : [];
     if (action === 'release-whitelist') change = await store.changeList('white', senderPatterns(heldBefore, opts.listAs), now, origin('release', heldBefore));
     done = (await release(store, config, ids, now)).released;
     for (const h of await store.getMany(done)) if (h.maildirName) released.push({ id: h.id, name: h.maildirName });
