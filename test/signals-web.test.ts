@@ -11,7 +11,7 @@ import { holdInput, makeHome } from './helpers.js';
 
 const HOST = '127.0.0.1:8025';
 
-test('the list and the message view show the client, SPF, DKIM, DMARC and blocklist answers, escaped', async (t) => {
+test('the list and the message view show the client, SPF, DKIM, DMARC, blocklist and classifier answers, escaped', async (t) => {
   const home = await makeHome({ config: { send: { transport: 'file' } } });
   const store = await Store.open(join(home.dir, 'vouch.db'));
   const held = await store.hold(
@@ -22,6 +22,7 @@ test('the list and the message view show the client, SPF, DKIM, DMARC and blockl
         client: { ip: '203.0.113.5', helo: '<script>x</script>', source: 'received', by: 'mx.example.org' },
         auth: { source: 'mailauth', envelope: { domain: 'good.example', org: 'good.example' }, spf: { result: 'fail', domain: 'good.example' }, dkim: [], dmarc: { result: 'fail', domain: 'good.example', org: 'good.example', policy: 'reject' }, arc: 'none', temperror: false, ms: 12 },
         dnsbl: [{ zone: 'bl.test', status: 'listed', answer: '127.0.0.2' }],
+        classifier: { verdict: 'spam', score: 0.99 },
       },
     }),
   );
@@ -35,6 +36,7 @@ test('the list and the message view show the client, SPF, DKIM, DMARC and blockl
   const list = await app.inject({ method: 'GET', url: '/messages', headers: { host: HOST, cookie } });
   t.is(list.statusCode, 200);
   t.regex(list.body, /203\.0\.113\.5 · SPF fail · DKIM none · DMARC fail · bl\.test listed/);
+  t.regex(list.body, /<span class="badge sig">classifier: spam 0\.99<\/span>/, 'the classifier\'s verdict is a badge of its own');
   t.regex(list.body, /suppressed: forged sender: DMARC fail for good\.example \(p&#x3D;reject\)/);
   const view = await app.inject({ method: 'GET', url: `/message/${held.id}`, headers: { host: HOST, cookie } });
   t.is(view.statusCode, 200);

@@ -133,8 +133,11 @@ test.serial('block deletes all of a sender\'s held mail and blacklists the exact
     t.is((await pendingList(env.home)).length, 1);
     const trash = await vouch(['pending', 'list', '--trash'], { env: env.home.env });
     t.is(trash.stdout.split('\n').filter((l) => /pest@junk\.example/.test(l)).length, 2, 'both are in the trash');
+    let clicks = 0;
     await env.page.getByRole('button', { name: 'Undo' }).click();
+    clicks += 1;
     t.regex(await notice(env.page), /^Undone: 2 restored, 1 list entry removed$/);
+    t.is(clicks, 1, 'undo a block: 1 click');
     t.deepEqual(await list(env.home, 'blacklist'), [], 'the blacklist entry is gone');
     t.is((await pendingList(env.home)).length, 3, 'the mail is held again');
     t.is(maildirFiles(env.home.maildir).length, 0);
