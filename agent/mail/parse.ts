@@ -239,15 +239,19 @@ function answerOf(worker: Worker, timeoutMs: number, oneShot: boolean): Promise<
  * came, byte for byte. Linear: one pass over the message, each part's body decoded once. */
 export async function defaultLatin1(raw: Buffer): Promise<Buffer> {
   const { Splitter, Joiner } = await mailsplit();
-  const marker = new Latin1Parts();
+  // A first pass only looks (nothing is kept but the body of the text part at hand), so a big
+  // message that needs nothing costs no copy; the rare one that does is split again and joined.
+  const look = new Latin1Parts();
+  await pipeline(Readable.from([raw]), new Splitter(), look, new Writable({ objectMode: true, write: (_piece, _enc, done) => done() }));
+  if (!look.changed) return raw;
   const joined: Buffer[] = [];
-  await pipeline(Readable.from([raw]), new Splitter(), marker, new Joiner(), new Writable({
+  await pipeline(Readable.from([raw]), new Splitter(), new Latin1Parts(), new Joiner(), new Writable({
     write(chunk: Buffer, _enc, done) {
       joined.push(chunk);
       done();
     },
   }));
-  return marker.changed ? Buffer.concat(joined) : raw;
+  return Buffer.concat(joined);
 }
 
 type MailSplit = typeof import('@zone-eu/mailsplit');
