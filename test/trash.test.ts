@@ -284,6 +284,16 @@ test('the sender view of one reason, and of a search, lists the same senders, co
         t.deepEqual(got.map((g) => ({ key: g.senderKey, n: g.n })), all.slice(offset, offset + limit), `${why.challenge} ${why.note} ${offset}+${limit}`);
       }
     }
+    // A message's neighbours under a search (one trigram lookup for both) are the messages just
+    // before and after it in the search's list.
+    for (const search of ['s17@example', 'm12']) {
+      const ids = (await store.heldPage({ search, limit: 10_000, offset: 0 })).map((h) => h.id);
+      for (const i of [0, 1, Math.floor(ids.length / 2), ids.length - 1]) {
+        const h = await store.get(ids[i] ?? '');
+        if (!h) continue;
+        t.deepEqual(await store.neighbours(h, { search }), { prev: ids[i - 1], next: ids[i + 1] }, `${search} #${i}`);
+      }
+    }
     // A search's one-pass summary agrees with counting, grouping and paging separately.
     for (const search of ['s1', 's17@example', 'example.com']) {
       for (const [offset, limit] of [[0, 5], [10, 20]] as const) {

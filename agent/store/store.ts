@@ -1619,18 +1619,15 @@ export class Store {
 
   /** The held messages just before and after `h` in the list's order (newest first) under a filter. */
   async neighbours(h: Held, q: ListQuery): Promise<{ prev: string | undefined; next: string | undefined }> {
-    const { where, params } = listFilter(q);
-    const [prev, next] = await Promise.all([
-      this.db.get<{ id: string }>(
-        `SELECT id FROM messages INDEXED BY messages_held_received WHERE ${where} AND (received > ? OR (received = ? AND id > ?)) ORDER BY received, id LIMIT 1`,
-        [...params, h.received, h.received, h.id],
-      ),
-      this.db.get<{ id: string }>(
-        `SELECT id FROM messages INDEXED BY messages_held_received WHERE ${where} AND (received < ? OR (received = ? AND id < ?)) ORDER BY received DESC, id DESC LIMIT 1`,
-        [...params, h.received, h.received, h.id],
-      ),
-    ]);
-    return { prev: prev?.id, next: next?.id };
+    // Both in one statement, so a search's trigram lookup is made once for the two (a CTE).
+    const { where, params, match } = listFilter(q, 'matched');
+    const row = await this.db.get<{ prev: string | null; next: string | null }>(
+      `${match !== undefined ? 'WITH matched(rowid) AS MATERIALIZED (SELECT rowid FROM held_text WHERE held_text MATCH ?) ' : ''}SELECT
+         (SELECT id FROM messages INDEXED BY messages_held_received WHERE ${where} AND (received > ? OR (received = ? AND id > ?)) ORDER BY received, id LIMIT 1) AS prev,
+         (SELECT id FROM messages INDEXED BY messages_held_received WHERE ${where} AND (received < ? OR (received = ? AND id < ?)) ORDER BY received DESC, id DESC LIMIT 1) AS next`,
+      [...(match !== undefined ? [match] : []), ...params, h.received, h.received, h.id, ...params, h.received, h.received, h.id],
+    );
+    return { prev: row?.prev ?? undefined, next: row?.next ?? undefined };
   }
 
   /** The first `n` bytes of each message's body (its header, for badges), by id. */
@@ -1779,9 +1776,12 @@ function likeOf(search: string): string {
   return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
-function listFilter(q: ListQuery): { where: string; params: Param[] } {
+/** The WHERE clause of a query over held mail. With `matchedAs`, a search's trigram lookup is left
+ * to the caller (a CTE of that name holding the matching rowids) and its phrase returned as `match`. */
+function listFilter(q: ListQuery, matchedAs?: string): { where: string; params: Param[]; match?: string } {
   const clauses = [`state IN ('held', 'releasing')`];
   const params: Param[] = [];
+  let match: string | undefined;
   if (q.senderKey !== undefined) {
     clauses.push('sender_key = ?');
     params.push(q.senderKey);
@@ -1794,8 +1794,14 @@ function listFilter(q: ListQuery): { where: string; params: Param[] } {
   }
   if (q.search && [...q.search].length >= 3) {
     // Three characters or more: the trigram index finds the rows (a substring match, any case).
-    clauses.push('rowid IN (SELECT rowid FROM held_text WHERE held_text MATCH ?)');
-    params.push(`"${q.search.replace(/"/g, '""')}"`);
+    const phrase = `"${q.search.replace(/"/g, '""')}"`;
+    if (matchedAs !== undefined) {
+      clauses.push(`rowid IN (SELECT rowid FROM ${matchedAs})`);
+      match = phrase;
+    } else {
+      clauses.push('rowid IN (SELECT rowid FROM held_text WHERE held_text MATCH ?)');
+      params.push(phrase);
+    }
   } else if (q.search) {
     const like = likeOf(q.search);
     clauses.push(`(sender LIKE ? ESCAPE '\\' OR from_header LIKE ? ESCAPE '\\' OR subject LIKE ? ESCAPE '\\')`);
@@ -1809,5 +1815,5 @@ function listFilter(q: ListQuery): { where: string; params: Param[] } {
     clauses.push('challenge = ?');
     params.push(q.challenge);
   }
-  return { where: clauses.join(' AND '), params };
+  return { where: clauses.join(' AND '), params, ...(match !== undefined ? { match } : {}) };
 }
