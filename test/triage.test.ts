@@ -176,6 +176,27 @@ test.serial('undo of a delete restores the message; a second undo of the same ac
   }
 });
 
+test.serial('restoring from the trash can be undone too: the message goes back to the trash', async (t) => {
+  const env = await setup([{ sender: 'a@example.com', subject: 'Gone by mistake' }, { sender: 'b@example.com', subject: 'Other' }]);
+  try {
+    await env.page.locator('tr', { hasText: 'a@example.com' }).getByRole('button', { name: 'Block' }).click();
+    await notice(env.page);
+    await env.page.goto(`${env.web.base}trash`);
+    await env.page.locator('tr', { hasText: 'Gone by mistake' }).locator('input[name="ids"]').check();
+    await env.page.getByRole('button', { name: 'Restore selected' }).click();
+    t.regex(await notice(env.page), /^1 restored to the held mail$/);
+    t.is((await pendingList(env.home)).length, 2);
+    await env.page.getByRole('button', { name: 'Undo' }).click();
+    t.regex(await notice(env.page), /^Undone: 1 back in the trash$/);
+    t.deepEqual((await pendingList(env.home)).map((m) => m.sender), ['b@example.com']);
+    t.regex(await env.page.locator('main').innerText(), /Gone by mistake/, 'listed in the trash again');
+    t.deepEqual(await list(env.home, 'blacklist'), ['a@example.com'], 'the block itself stands');
+    t.deepEqual(env.errors, []);
+  } finally {
+    await env.close();
+  }
+});
+
 test.serial('deleting and blocking 20 spam from a filter takes 3 clicks, and all matching acts beyond the page', async (t) => {
   const env = await setup([...spam(20), { sender: 'mum@example.org', subject: 'Sunday lunch' }, { sender: 'boss@example.com', subject: 'Report' }]);
   try {

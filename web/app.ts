@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addToList, decideHeld, removeFromList, undoAction, type HeldAction, type ListAs } from '../agent/release/actions.js';
+import { addToList, decideHeld, removeFromList, restoreFromTrash, undoAction, type HeldAction, type ListAs } from '../agent/release/actions.js';
 import { addressKey, domainOf, entriesNamed, headerAddress, parsePattern, type Pattern } from '../agent/mail/address.js';
 import { describeSignals, signalSummary } from '../agent/auth/describe.js';
 import { loadConfig, type Config } from '../agent/home/config.js';
@@ -425,8 +425,8 @@ export async function createApp(opts: AppOptions): Promise<AppHandle> {
 
   app.post('/restore', async (req, reply) => {
     const ids = fields(req.body, 'ids').filter(isId).slice(0, MAX_IDS);
-    const done = await store.restore(ids, now());
-    say(req, done.length > 0 ? { kind: 'ok', text: `${done.length} restored to the held mail` } : { kind: 'error', text: 'Select at least one message in the trash.' });
+    const { restored, undo } = await restoreFromTrash(store, ids, now());
+    say(req, restored > 0 ? { kind: 'ok', text: `${restored} restored to the held mail`, ...(undo !== undefined ? { undo } : {}) } : { kind: 'error', text: 'Select at least one message in the trash.' });
     return reply.redirect(localPath(field(req.body, 'back'), '/trash'), 303);
   });
 

@@ -34,6 +34,8 @@ interface UndoRecord {
   readonly lists: readonly ListChange[];
   /** Client networks the action put on (or further onto) the local blocklist. */
   readonly blocks?: readonly BlockChange[];
+  /** Messages the action brought back from the trash (its undo deletes them again). */
+  readonly restored?: readonly string[];
 }
 
 /** The list entries for the senders of `held`: exact addresses (never parsed as patterns), or the
@@ -116,6 +118,13 @@ export async function removeFromList(store: Store, list: ListName, patterns: rea
   return { removed: taken.length, undo };
 }
 
+/** Brings deleted mail back from the trash, recorded for an undo (which puts it back there). */
+export async function restoreFromTrash(store: Store, ids: readonly string[], now: number): Promise<{ restored: number; undo: number | undefined }> {
+  const done = (await store.restore(ids, now)).map((h) => h.id);
+  const undo = done.length > 0 ? await store.recordAction(now, `${done.length} restored`, { trashed: [], released: [], lists: [], restored: done } satisfies UndoRecord) : undefined;
+  return { restored: done.length, undo };
+}
+
 /** Reverses a recorded action: trashed mail is restored, released mail that is still unread in
  * the Maildir's new/ comes back to the held mail, and list entries it made leave (the ones they
  * displaced return). Runs once. */
@@ -125,6 +134,7 @@ export async function undoAction(store: Store, config: Config, id: number, now: 
   if (!(await store.markUndone(id, now))) return 'That was undone already.';
   const undo = rec.undo as UndoRecord;
   const restored = (await store.restore(undo.trashed ?? [], now)).length;
+  const retrashed = (await store.delete(undo.restored ?? [], now)).length;
   let back = 0;
   let kept = 0;
   for (const r of undo.released ?? []) {
@@ -143,6 +153,7 @@ export async function undoAction(store: Store, config: Config, id: number, now: 
   for (const b of [...(undo.blocks ?? [])].reverse()) if (await store.revertBadClient(b)) unblocked += 1;
   const parts: string[] = [];
   if (restored > 0) parts.push(`${restored} restored`);
+  if (retrashed > 0) parts.push(`${retrashed} back in the trash`);
   if (back > 0) parts.push(`${back} back in the held mail`);
   if (kept > 0) parts.push(`${kept} already read in your mailbox, left there`);
   if (unlisted > 0) parts.push(`${unlisted} list entr${unlisted === 1 ? 'y' : 'ies'} removed`);
