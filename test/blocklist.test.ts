@@ -191,6 +191,26 @@ test('delete with blacklist lists the client; a later release of mail from it ta
   t.is(await s.blockedClient('192.0.2.40', T0 + 2 * DAY), undefined, 'never listed again');
 });
 
+test('undoing an allow whose mail is still unread takes back what it did to the client: the listing it ended returns', async (t) => {
+  const h = await makeHome();
+  const s = await Store.open(join(h.dir, 'vouch.db'));
+  t.teardown(() => s.close());
+  const c = config(`[delivery]\nmaildir = ${JSON.stringify(h.maildir)}\n`);
+  const bad = await s.hold(holdInput({ digest: 'u1', signals: client('192.0.2.70') }));
+  await decideHeld(s, c, [bad.id], 'delete-blacklist', T0);
+  const listed = await s.blockEntries({ now: T0, all: true });
+  t.is(listed.length, 1);
+  const good = await s.hold(holdInput({ digest: 'u2', sender: 'ok@example.net', senderKey: 'ok@example.net', signals: client('192.0.2.70') }));
+  const res = await decideHeld(s, c, [good.id], 'release-whitelist', T0 + DAY);
+  t.is(await s.blockedClient('192.0.2.70', T0 + DAY), undefined, 'released mail took its client off the list');
+  t.is(await undoAction(s, c, res.undo ?? 0, T0 + DAY + 1), 'Undone: 1 back in the held mail, 1 list entry removed, 1 client network(s) back on the local blocklist');
+  t.deepEqual(await s.blockEntries({ now: T0, all: true }), listed, 'the listing is back as it was');
+  t.truthy(await s.blockedClient('192.0.2.70', T0 + DAY + 2));
+  const again = await s.hold(holdInput({ digest: 'u3', sender: 'z@example.net', senderKey: 'z@example.net', signals: client('192.0.2.70') }));
+  await decideHeld(s, c, [again.id], 'delete-blacklist', T0 + 2 * DAY);
+  t.is((await s.blockedClient('192.0.2.70', T0 + 2 * DAY))?.count, 2, 'and the network can be listed again: the release no longer vouches for it');
+});
+
 test('the classifier, calling held mail spam later, lists its client (a repeat doubles the listing)', async (t) => {
   const s = await store();
   const c = config();

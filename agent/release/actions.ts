@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { domainOf, exactPattern, exactPatterns, headerAddress, parsePattern, type Pattern } from '../mail/address.js';
 import type { Config } from '../home/config.js';
 import { finishInterrupted, release } from './release.js';
-import type { BlockChange, Held, ListChange, ListName, Store } from '../store/store.js';
+import type { BlockChange, GoodChange, Held, ListChange, ListName, Store } from '../store/store.js';
 import { foldWhitelistedClients, listBadClients, recordBadClients } from './blocklist.js';
 
 export type HeldAction = 'release' | 'release-whitelist' | 'delete' | 'delete-blacklist';
@@ -36,6 +36,8 @@ interface UndoRecord {
   readonly blocks?: readonly BlockChange[];
   /** Messages the action brought back from the trash (its undo deletes them again). */
   readonly restored?: readonly string[];
+  /** Client networks released mail marked good, by message (undone with the message's release). */
+  readonly good?: readonly { readonly id: string; readonly change: GoodChange }[];
 }
 
 /** The list entries for the senders of `held`: exact addresses (never parsed as patterns), or the
@@ -67,13 +69,16 @@ export async function decideHeld(
   let done: readonly string[];
   let change: ListChange = { added: [], displaced: [] };
   const released: { id: string; name: string }[] = [];
+  let good: { id: string; change: GoodChange }[] = [];
   const trashed: string[] = [];
   let blocks: BlockChange[] = [];
   const origin = (source: 'release' | 'block', list: readonly Held[]) => ({ source, note: list.length === 1 ? (list[0]?.id ?? '') : `${list.length} messages` });
   if (action === 'release' || action === 'release-whitelist') {
     const heldBefore = action === 'release-whitelist' ? (await store.getMany(ids)).filter((h) => h.state === 'held' || h.state === 'releasing') : [];
     if (action === 'release-whitelist') change = await store.changeList('white', senderPatterns(heldBefore, opts.listAs), now, origin('release', heldBefore));
-    done = (await release(store, config, ids, now)).released;
+    const r = await release(store, config, ids, now);
+    done = r.released;
+    good = [...r.clients];
     for (const h of await store.getMany(done)) if (h.maildirName) released.push({ id: h.id, name: h.maildirName });
   } else {
     // Deleted with "blacklist": the classifier learns it as spam. A plain delete teaches nothing.
@@ -98,7 +103,7 @@ export async function decideHeld(
   const blocked = nets.length > 0 ? `, ${nets.length} client network(s) put on the local blocklist: ${nets.slice(0, 3).join(', ')}${nets.length > 3 ? ` and ${nets.length - 3} more` : ''}` : '';
   const miss = missing.length > 0 ? `; not held: ${missing.join(' ')}` : '';
   const summary = `${done.length} ${verb}${extra}${blocked}${miss}`;
-  const record: UndoRecord = { trashed, released, lists: change.added.length > 0 || change.displaced.length > 0 ? [change] : [], ...(blocks.length > 0 ? { blocks } : {}) };
+  const record: UndoRecord = { trashed, released, lists: change.added.length > 0 || change.displaced.length > 0 ? [change] : [], ...(blocks.length > 0 ? { blocks } : {}), ...(good.length > 0 ? { good } : {}) };
   const undo = done.length > 0 || listed > 0 ? await store.recordAction(now, summary, record) : undefined;
   return { done, missing, listed, patterns, summary, undo };
 }
@@ -137,16 +142,20 @@ export async function undoAction(store: Store, config: Config, id: number, now: 
   const retrashed = (await store.delete(undo.restored ?? [], now)).length;
   let back = 0;
   let kept = 0;
+  let relisted = 0;
   for (const r of undo.released ?? []) {
-    if (await unrelease(store, config, r.id, r.name, now)) back += 1;
-    else kept += 1;
+    if (await unrelease(store, config, r.id, r.name, now)) {
+      back += 1;
+      // Taken back unread: its client is no longer vouched for by this release.
+      for (const g of (undo.good ?? []).filter((x) => x.id === r.id)) if ((await store.revertGoodClient(g.change)) && g.change.unlisted !== undefined) relisted += 1;
+    } else kept += 1;
   }
   let unlisted = 0;
-  let relisted = 0;
+  let returned = 0;
   for (const change of [...(undo.lists ?? [])].reverse()) {
     const r = await store.revertList(change);
     unlisted += r.removed;
-    relisted += r.returned;
+    returned += r.returned;
   }
   // Newest first: a network listed twice by one action goes back step by step.
   let unblocked = 0;
@@ -157,7 +166,8 @@ export async function undoAction(store: Store, config: Config, id: number, now: 
   if (back > 0) parts.push(`${back} back in the held mail`);
   if (kept > 0) parts.push(`${kept} already read in your mailbox, left there`);
   if (unlisted > 0) parts.push(`${unlisted} list entr${unlisted === 1 ? 'y' : 'ies'} removed`);
-  if (relisted > 0) parts.push(`${relisted} list entr${relisted === 1 ? 'y' : 'ies'} back`);
+  if (returned > 0) parts.push(`${returned} list entr${returned === 1 ? 'y' : 'ies'} back`);
+  if (relisted > 0) parts.push(`${relisted} client network(s) back on the local blocklist`);
   if (unblocked > 0) parts.push(`${unblocked} local blocklist entr${unblocked === 1 ? 'y' : 'ies'} taken back`);
   return `Undone: ${parts.length > 0 ? parts.join(', ') : 'nothing was left to change'}`;
 }

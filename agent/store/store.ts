@@ -1257,13 +1257,30 @@ export class Store {
 
   /** Mail from `ip` was released: its network (the address, or its /ipv6Prefix) is never listed,
    * and leaves the list unless the user listed it by hand. Not an address, or a local one: nothing. */
-  async markGoodClient(ip: string, ipv6Prefix: number, now: number): Promise<void> {
+  async markGoodClient(ip: string, ipv6Prefix: number, now: number): Promise<GoodChange | undefined> {
     const addr = canonicalIp(ip);
-    if (addr === undefined || isLocalIp(addr)) return;
+    if (addr === undefined || isLocalIp(addr)) return undefined;
     const net = netOf(addr, familyOf(addr) === 4 ? 32 : ipv6Prefix).text;
-    await this.db.tx(async () => {
+    return this.db.tx(async () => {
+      const before = await this.db.get<{ seen: number }>('SELECT seen FROM good_clients WHERE net = ?', [net]);
+      const listed = await this.db.get<BlockRow>(`SELECT ${BLOCK} FROM blocklist WHERE net = ? AND listed_until IS NOT NULL`, [net]);
       await this.db.run('INSERT INTO good_clients (net, seen) VALUES (?, ?) ON CONFLICT (net) DO UPDATE SET seen = excluded.seen', [net, now]);
       await this.db.run('DELETE FROM blocklist WHERE net = ? AND listed_until IS NOT NULL', [net]);
+      return { net, seen: now, seenBefore: before?.seen, unlisted: listed && toBlock(listed) };
+    });
+  }
+
+  /** Takes back what markGoodClient did for a release that was undone: the network is no longer
+   * marked good (or as good as before), and an entry it took off the blocklist returns; only
+   * while nothing marked it since. */
+  async revertGoodClient(c: GoodChange): Promise<boolean> {
+    return this.db.tx(async () => {
+      const now = await this.db.get<{ seen: number }>('SELECT seen FROM good_clients WHERE net = ?', [c.net]);
+      if (now?.seen !== c.seen) return false;
+      if (c.seenBefore === undefined) await this.db.run('DELETE FROM good_clients WHERE net = ?', [c.net]);
+      else await this.db.run('UPDATE good_clients SET seen = ? WHERE net = ?', [c.seenBefore, c.net]);
+      if (c.unlisted !== undefined && (await this.db.get('SELECT 1 FROM blocklist WHERE net = ?', [c.net])) === undefined) await this.#putBlock(c.unlisted);
+      return true;
     });
   }
 
@@ -1716,6 +1733,15 @@ export interface BlockEntry {
   /** How many times it was listed again after a listing ran out. */
   readonly repeats: number;
   readonly why: string;
+}
+
+/** What releasing mail from a client did to its network: marked good at `seen` (before: at
+ * `seenBefore`, or not at all), and the automatic blocklist entry that took off it, if any. */
+export interface GoodChange {
+  readonly net: string;
+  readonly seen: number;
+  readonly seenBefore: number | undefined;
+  readonly unlisted: BlockEntry | undefined;
 }
 
 /** One network's entry before and after an action listed it (an undo puts `before` back). */
