@@ -110,6 +110,10 @@ test('the --homes template splits user, extension and domain, and refuses what c
 test('line ends come off the wire as LF, a lone CR stays', (t) => {
   t.deepEqual(fromWire(Buffer.from('a\r\nb\rc\r\n\r\n')), Buffer.from('a\nb\rc\n\n'));
   t.deepEqual(fromWire(Buffer.from('no line end')), Buffer.from('no line end'));
+  // As the data stream hands it over: in chunks, a CRLF or a lone CR across their border.
+  const parts = (...p: string[]) => p.map((x) => Buffer.from(x));
+  t.deepEqual(fromWire(parts('a\r', '\nb\r', 'c\r', '', '\r\n', 'd\r')), Buffer.from('a\nb\rc\r\nd\r'));
+  t.deepEqual(fromWire(parts()), Buffer.alloc(0));
 });
 
 test('one message to two users gets one reply each: delivered to the one who knows the sender, held for the other', async (t) => {

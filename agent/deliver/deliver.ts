@@ -137,6 +137,9 @@ export interface DeliverSeams {
   readonly maildir?: MaildirWriter;
   /** The delivery journal's claim; default: claim (blocking, as maildir). */
   readonly claim?: (home: string, key: string, name: string, now: number, note?: string) => Claim | Promise<Claim>;
+  /** The home's checked config; default loadConfig (`vouch serve` keeps each home's between
+   * deliveries while config.toml is unchanged). */
+  readonly config?: (home: string, env: NodeJS.ProcessEnv | undefined) => Config;
   /** Seams of the challenge's transport (a server runs sendmail without blocking). */
   readonly transport?: TransportSeams;
   /** See DeliverOptions. */
@@ -174,7 +177,7 @@ interface Context extends Base {
  * transaction committed. */
 export async function deliverMessage(d: Delivery, seams: DeliverSeams = {}): Promise<Report> {
   const paths = homePaths(d.home);
-  const config = loadConfig(paths.dir, seams.env);
+  const config = seams.config !== undefined ? seams.config(paths.dir, seams.env) : loadConfig(paths.dir, seams.env);
   const env = typeof d.envelope === 'function' ? d.envelope(config.identity.address) : d.envelope;
   const { message, rpline, dtline, prepended } = envelopeLines(d.raw, env);
   const headers = readHeaders(message, config.delivery.header_limit);

@@ -13,11 +13,12 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 's
 import { deliverMessage, type DeliverSeams } from '../deliver/deliver.js';
 import { lmtpEnvelope } from '../deliver/envelope.js';
 import { asTempFail, TempFail, UsageError } from '../failure/failure.js';
-import { deliverAwaited } from '../maildir/maildir.js';
-import { claimAwaited } from '../store/journal.js';
-import { spawnAwaited } from '../challenge/transport.js';
 import { homeFor, splitRecipient } from './homes.js';
 import { StorePool } from './stores.js';
+import { Spawner } from './spawner.js';
+import { ConfigCache } from './configs.js';
+import { deliverAwaited } from '../maildir/maildir.js';
+import { claimAwaited } from '../store/journal.js';
 
 export type Listen = { readonly kind: 'unix'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
@@ -49,25 +50,47 @@ export interface ServeOptions {
   readonly socketMode?: number;
   /** One line per recipient delivered (stdout under systemd or multilog). */
   readonly log: (line: string) => void;
+  /** Writes the lines `log` was given since the last call, when it keeps them (called before a
+   * batch of replies is sent). */
+  readonly flush?: () => void;
   readonly now?: () => number;
   /** Seconds a connection may stay silent (default 300, the client's own usual limit). */
   readonly idleSeconds?: number;
 }
 
 /** The CRLF line ends of the wire made LF, as an MTA hands a message to `vouch deliver` and as the
- * Maildir keeps it; a lone CR stays. */
-export function fromWire(data: Buffer): Buffer {
-  let at = data.indexOf('\r\n');
-  if (at < 0) return data;
-  const out = Buffer.allocUnsafe(data.length);
+ * Maildir keeps it; a lone CR stays. Takes the data as it came (chunks; a CRLF may straddle two)
+ * and copies it once, run by run between CRs. */
+export function fromWire(data: Buffer | readonly Buffer[]): Buffer {
+  const chunks = Buffer.isBuffer(data) ? [data] : data;
+  let size = 0;
+  for (const c of chunks) size += c.length;
+  const out = Buffer.allocUnsafe(size);
   let len = 0;
-  let from = 0;
-  while (at >= 0) {
-    len += data.copy(out, len, from, at);
-    from = at + 1;
-    at = data.indexOf('\r\n', from);
+  /** The last chunk ended in a CR: kept or dropped by the next chunk's first byte. */
+  let cr = false;
+  for (const c of chunks) {
+    if (c.length === 0) continue;
+    if (cr) {
+      if (c[0] !== 0x0a) out[len++] = 0x0d;
+      cr = false;
+    }
+    let from = 0;
+    let at = c.indexOf(0x0d);
+    while (at >= 0) {
+      len += c.copy(out, len, from, at);
+      if (at + 1 === c.length) {
+        cr = true;
+        from = c.length;
+        break;
+      }
+      if (c[at + 1] !== 0x0a) out[len++] = 0x0d;
+      from = at + 1;
+      at = c.indexOf(0x0d, from);
+    }
+    if (from < c.length) len += c.copy(out, len, from);
   }
-  len += data.copy(out, len, from);
+  if (cr) out[len++] = 0x0d;
   return out.subarray(0, len);
 }
 
@@ -81,6 +104,10 @@ function tempReply(t: TempFail): Reply {
 export class LmtpServer {
   readonly #o: ServeOptions;
   readonly #pool: StorePool;
+  readonly #spawner = new Spawner();
+  readonly #configs: ConfigCache;
+  /** Replies whose log lines are written before they are sent, a batch at a time. */
+  #answers: (() => void)[] = [];
   readonly #smtp: SMTPServer;
   readonly #seams: Omit<DeliverSeams, 'env' | 'onDeadline'>;
   /** Messages between DATA and their replies. */
@@ -91,7 +118,8 @@ export class LmtpServer {
   constructor(o: ServeOptions) {
     this.#o = o;
     this.#pool = new StorePool(o.stores);
-    this.#seams = { stores: this.#pool, maildir: deliverAwaited, claim: claimAwaited, transport: { spawnSync: spawnAwaited } };
+    this.#configs = new ConfigCache(Math.max(o.stores, 1000), o.now);
+    this.#seams = { stores: this.#pool, config: this.#configs.load, maildir: deliverAwaited, claim: claimAwaited, transport: { spawnSync: this.#spawner.spawn } };
     this.#smtp = new SMTPServer({
       lmtp: true,
       name: hostname(),
@@ -137,9 +165,11 @@ export class LmtpServer {
     return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
   }
 
-  /** SIGHUP: every idle store is closed and opened afresh by the next delivery. (Each user's
-   * config.toml is read at every delivery anyway: an edit applies to the next message.) */
+  /** SIGHUP: every idle store is closed and opened afresh by the next delivery, and every kept
+   * config is read again. (An edit to a user's config.toml applies to the next message anyway:
+   * see configs.ts.) */
   async reload(): Promise<void> {
+    this.#configs.clear();
     await this.#pool.closeIdle();
   }
 
@@ -155,6 +185,7 @@ export class LmtpServer {
       }
       await closed;
       await this.#pool.close();
+      await this.#spawner.close();
       const l = this.#o.listen;
       if (l.kind === 'unix') {
         try {
@@ -182,8 +213,11 @@ export class LmtpServer {
       if (this.#busy === 0) for (const w of this.#idleWaiters.splice(0)) w();
     };
     const answer = (replies: Reply[]) => {
-      callback(null, replies);
-      finish();
+      // Sent with the others that end in this turn of the event loop, after their log lines.
+      if (this.#answers.push(() => {
+        callback(null, replies);
+        finish();
+      }) === 1) setImmediate(() => this.#sendAnswers());
     };
     // A client gone in the middle of the data: nothing to deliver, nobody to answer.
     let ended = false;
@@ -204,11 +238,20 @@ export class LmtpServer {
         answer(rcpts.map(big));
         return;
       }
-      const raw = fromWire(Buffer.concat(chunks));
+      const raw = fromWire(chunks);
       chunks.length = 0;
       const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
       void Promise.all(rcpts.map((r) => this.#deliverOne(from, r, raw))).then(answer);
     });
+  }
+
+  /** The log lines of the deliveries that ended since the last batch are written (one write), then
+   * their replies are sent: a message answered 250 has its line in the log. */
+  #sendAnswers(): void {
+    const batch = this.#answers;
+    this.#answers = [];
+    this.#o.flush?.();
+    for (const send of batch) send();
   }
 
   /** One recipient's delivery, to its reply; never rejects. */
@@ -297,7 +340,18 @@ export async function runServe(a: ServeArgs): Promise<void> {
   if (maxSize === undefined) throw new UsageError('--max-size must be a size like "64M"');
   if (a.delimiter.length !== 1 || /[@/\s]/.test(a.delimiter)) throw new UsageError('--delimiter must be one character like "+" or "-"');
   if (!/^0?[0-7]{3}$/.test(a.socketMode)) throw new UsageError('--socket-mode must be an octal mode like 0660');
-  const log = (line: string) => process.stdout.write(`${line}\n`);
+  // Lines kept and written together: before each batch of replies, and at the end of the turn for
+  // the server's own (one write to the pipe or terminal instead of one a recipient).
+  let kept: string[] = [];
+  const flush = () => {
+    if (kept.length === 0) return;
+    const text = `${kept.join('\n')}\n`;
+    kept = [];
+    process.stdout.write(text);
+  };
+  const log = (line: string) => {
+    if (kept.push(line) === 1) setImmediate(flush);
+  };
   const server = new LmtpServer({
     listen: parseListen(a.listen),
     homes: parseTemplate(a.homes),
@@ -307,6 +361,7 @@ export async function runServe(a: ServeArgs): Promise<void> {
     stores: a.stores,
     socketMode: parseInt(a.socketMode, 8),
     log,
+    flush,
   });
   const where = await server.start();
   log(`vouch: serving LMTP on ${where} for ${a.homes}`);
@@ -314,12 +369,13 @@ export async function runServe(a: ServeArgs): Promise<void> {
     log('vouch: stopping: finishing the deliveries in progress');
     void server.stop().then(() => {
       log('vouch: stopped');
+      flush();
       process.exit(0);
     });
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   process.on('SIGHUP', () => {
-    void server.reload().then(() => log('vouch: reloaded (idle stores closed)'));
+    void server.reload().then(() => log('vouch: reloaded (idle stores closed, configs to be read again)'));
   });
 }
