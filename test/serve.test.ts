@@ -4,12 +4,13 @@
 
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTransport } from 'nodemailer';
 import { homeFor, parseTemplate, splitRecipient } from '../agent/serve/homes.js';
 import { fromWire, LmtpServer, parseListen } from '../agent/serve/server.js';
+import { ConfigCache } from '../agent/serve/configs.js';
 import { initHome, homePaths } from '../agent/home/home.js';
 import { parsePattern } from '../agent/mail/address.js';
 import { Store, type Held } from '../agent/store/store.js';
@@ -322,6 +323,96 @@ test('an edit to a user’s config.toml applies to the next message, without a r
   c.close();
   t.is(maildirFiles(alice.maildir).length, 1);
   t.is(maildirFiles(join(alice.user, 'Mail2')).length, 1);
+});
+
+test('a home’s config is kept while config.toml is unchanged and settled; one changed in the last seconds is read again each time; an edit is seen even with its times set back', async (t) => {
+  const base = hostBase();
+  const alice = await userHome(base, 'alice');
+  const path = join(alice.dir, 'config.toml');
+  const env = { HOME: alice.user };
+  const changed = statSync(path).mtimeMs;
+  // Within seconds of the last change, the file's times cannot tell two edits apart: read every time.
+  const early = new ConfigCache(10, () => changed + 1000);
+  const e1 = early.load(alice.dir, env);
+  t.not(early.load(alice.dir, env), e1);
+  t.is(early.size, 0);
+  // Settled: kept, one stat a delivery.
+  const late = new ConfigCache(10, () => changed + 60_000);
+  const l1 = late.load(alice.dir, env);
+  t.is(late.load(alice.dir, env), l1);
+  t.deepEqual(l1, e1);
+  // An edit of the same size whose modification time is set back still changes the inode's change time.
+  const before = statSync(path);
+  writeFileSync(path, readFileSync(path, 'utf8').replace('per_domain_hourly = 10', 'per_domain_hourly = 70'));
+  utimesSync(path, before.atime, before.mtime);
+  t.is(statSync(path).size, before.size);
+  t.is(late.load(alice.dir, env).challenge.per_domain_hourly, 70);
+  // Another HOME (`~`) is another config.
+  t.not(late.load(alice.dir, { HOME: base }), late.load(alice.dir, env));
+  late.clear();
+  t.is(late.size, 0);
+  // Bounded: the least recently used goes first.
+  const few = new ConfigCache(2, () => Date.now() + 60_000);
+  for (const u of ['u1', 'u2', 'u3']) few.load((await userHome(base, u)).dir, env);
+  t.is(few.size, 2);
+});
+
+test('with every config settled and kept, an edit to config.toml still applies to the next message', async (t) => {
+  const base = hostBase();
+  const alice = await userHome(base, 'alice');
+  await whitelist(alice, 'bob@example.com');
+  // The server's clock a minute ahead: config.toml counts as settled from the first delivery on.
+  const { target } = await startServer(t, base, { now: () => Date.now() + 60_000 });
+  const c = await lmtpSession(target);
+  t.is((await c.send('bob@example.com', ['alice@example.org'], message({ subject: 'one' }))).per[0]?.code, 250);
+  t.is((await c.send('bob@example.com', ['alice@example.org'], message({ subject: 'two' }))).per[0]?.code, 250);
+  setConfig(alice.dir, { delivery: { maildir: '~/Mail2' } });
+  t.is((await c.send('bob@example.com', ['alice@example.org'], message({ subject: 'three' }))).per[0]?.code, 250);
+  c.close();
+  t.is(maildirFiles(alice.maildir).length, 2);
+  t.is(maildirFiles(join(alice.user, 'Mail2')).length, 1);
+});
+
+/** Processes whose parent is this one and whose command line names `file`. */
+function childrenRunning(file: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(file)) out.push(Number(d));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+test('challenges go out through the spawner process: the program gets the whole request, a failing one is noted, and a stop ends the spawner', async (t) => {
+  const base = hostBase();
+  const good = join(base, 'sendmail-good');
+  const bad = join(base, 'sendmail-bad');
+  writeFileSync(good, `#!/bin/sh\ncat > "${base}/sent.$$"\n`, { mode: 0o755 });
+  writeFileSync(bad, '#!/bin/sh\ncat >/dev/null\nexit 75\n', { mode: 0o755 });
+  await userHome(base, 'alice', 'example.org', { send: { transport: 'sendmail', sendmail: good } });
+  await userHome(base, 'carol', 'example.org', { send: { transport: 'sendmail', sendmail: bad } });
+  const server = new LmtpServer({ listen: { kind: 'tcp', host: '127.0.0.1', port: 0 }, homes: template(base), delimiter: '+', maxSize: 1 << 20, maxConnections: 5, stores: 5, log: () => undefined });
+  const where = await server.start();
+  t.teardown(() => server.stop());
+  const c = await lmtpSession({ port: Number(where.slice(where.lastIndexOf(':') + 1)) });
+  const r = await c.send('stranger@example.net', ['alice@example.org', 'carol@example.org'], message({ subject: 'hello' }));
+  c.close();
+  t.regex(r.per[0]?.text ?? '', /challenge sent/);
+  t.regex(r.per[1]?.text ?? '', /challenge failed \(ESENDMAIL\)/);
+  const sent = readdirSync(base).filter((f) => f.startsWith('sent.'));
+  t.is(sent.length, 1);
+  const request = readFileSync(join(base, sent[0] ?? ''), 'utf8');
+  t.regex(request, /^To: stranger@example\.net$/m);
+  t.regex(request, /alice\+confirm-/);
+  t.is(childrenRunning('spawner-process').length, 1);
+  await server.stop();
+  t.deepEqual(childrenRunning('spawner-process'), []);
 });
 
 test('open stores stay within --stores however many homes are touched, and a reload closes the idle ones', async (t) => {
