@@ -481,6 +481,55 @@ test('vouch serve on a Unix socket: SIGTERM lets the deliveries in flight answer
   t.regex(s.output(), /stopped/);
 });
 
+test('a server killed with SIGKILL: the sendmail child already started still gets the whole request, and the spawner exits on its own', async (t) => {
+  const base = hostBase();
+  const slow = join(base, 'slow-sendmail');
+  writeFileSync(slow, `#!/bin/sh\nsleep 1\ncat > "${base}/sent.$$"\n`, { mode: 0o755 });
+  await userHome(base, 'alice', 'example.org', { send: { transport: 'sendmail', sendmail: slow } });
+  const sock = join(base, 'lmtp.sock');
+  const s = serveCli(base, `unix:${sock}`);
+  t.teardown(() => s.child.kill('SIGKILL'));
+  await s.ready;
+  const c = await lmtpSession({ path: sock });
+  void c.send('stranger@example.net', ['alice@example.org'], message({ subject: 'cut short' })).catch(() => undefined);
+  // The sendmail child is running (its spawner is the server's child) when the server dies.
+  const server = s.child.pid ?? 0;
+  const spawnerOf = () => {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === server && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('spawner-process')) return Number(d);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return undefined;
+  };
+  let spawner: number | undefined;
+  for (let i = 0; i < 200 && spawner === undefined; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    spawner = spawnerOf();
+  }
+  t.truthy(spawner);
+  await new Promise((r) => setTimeout(r, 200));
+  s.child.kill('SIGKILL');
+  await s.exited;
+  c.close();
+  const running = () => {
+    try {
+      return readFileSync(`/proc/${spawner}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 400 && running(); i++) await new Promise((r) => setTimeout(r, 25));
+  t.false(running());
+  const sent = readdirSync(base).filter((f) => f.startsWith('sent.'));
+  t.is(sent.length, 1);
+  t.regex(readFileSync(join(base, sent[0] ?? ''), 'utf8'), /alice\+confirm-[\s\S]*\n$/);
+});
+
 test('a client that goes away in the middle of DATA gets nothing delivered, and a stop does not wait for it', async (t) => {
   const base = hostBase();
   const alice = await userHome(base, 'alice');
