@@ -10,7 +10,7 @@
 import { fork, type ChildProcess, type SpawnSyncOptionsWithBufferEncoding, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** One child to run (spawner-thread.ts answers with a Done). */
+/** One child to run (spawner-process.ts answers with a Done). */
 export interface Job {
   readonly command: string;
   readonly args: readonly string[];
@@ -19,7 +19,7 @@ export interface Job {
   readonly killSignal: NodeJS.Signals | number | undefined;
 }
 
-/** How the child ended, or why the thread could not run it. */
+/** How the child ended, or why the spawner could not run it. */
 export type Done =
   | { readonly id: number; readonly ok: true; readonly pid: number; readonly status: number | null; readonly signal: NodeJS.Signals | null; readonly error?: { readonly message: string; readonly code: string | undefined } }
   | { readonly id: number; readonly ok: false; readonly message: string };
