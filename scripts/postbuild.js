@@ -24,6 +24,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lazySuffixes } from './lazy-suffixes.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // The launcher and the bundles live in dist/agent/cli/; dist/agent/cli.js, the path users' .qmail
@@ -129,7 +130,9 @@ async function bundle(esbuild, { entry, also, file }) {
   const external = new RegExp(`\\bimport\\((['"])(${EXTERNAL.join('|')})\\1\\)`, 'g');
 
   const tmp = `${file}.${process.pid}.tmp`;
-  await esbuild.build({
+  const built = await esbuild.build({
+    // VOUCH_BUILD_META=1: each bundle's esbuild metafile beside it (what each input adds to it).
+    metafile: process.env.VOUCH_BUILD_META === '1',
     // A bundle that carries more than one module exports all of theirs (launch.cjs maps each one's
     // specifier to the same bundle).
     ...(also === undefined
@@ -173,12 +176,18 @@ async function bundle(esbuild, { entry, also, file }) {
             build.onResolve({ filter: /^joi$/ }, () => ({ path: join(root, 'agent', 'auth', 'joi-subset.ts') }));
             // What the checks never touch on the way (BIMI's and MTA-STS's HTTPS, libmime's MIME types
             // and charset tables) is required on first use instead of at load: LAZY below.
-            build.onResolve({ filter: /^(node:https|iconv-lite|encoding-japanese|\.\/mimetypes)$/ }, (args) => {
+            // node:crypto too: only a DKIM or ARC signature needs it (an unsigned message never loads it).
+            build.onResolve({ filter: /^(node:https|node:crypto|iconv-lite|encoding-japanese|\.\/mimetypes)$/ }, (args) => {
               if (!/[\\/]node_modules[\\/](mailauth|libmime)[\\/]/.test(args.importer)) return undefined;
               const target = args.path.startsWith('node:') ? args.path : `./${relative(out, require.resolve(args.path, { paths: [args.resolveDir] }))}`;
               return { path: target, namespace: 'vouch-lazy' };
             });
             build.onLoad({ filter: /.*/, namespace: 'vouch-lazy' }, (args) => ({ contents: LAZY(args.path), loader: 'js' }));
+            // tldts with its public suffix tree made one top-level label at a time (scripts/lazy-suffixes.js).
+            build.onLoad({ filter: /[\\/]node_modules[\\/]tldts[\\/]dist[\\/]cjs[\\/]index\.js$/ }, (args) => ({
+              contents: lazySuffixes(readFileSync(args.path, 'utf8'), args.path).source,
+              loader: 'js',
+            }));
           }
           if (entry === 'challenge/challenge.ts') {
             build.onResolve({ filter: /^node:fs\/promises$/ }, () => ({ path: 'fs/promises', namespace: 'vouch-fs-sync' }));
@@ -196,6 +205,7 @@ try { module.exports = require(native); } catch { module.exports = require(own);
       },
     ],
   });
+  if (built.metafile !== undefined) writeFileSync(file.replace(/\.cjs$/, '.meta.json'), JSON.stringify(built.metafile));
   const text = readFileSync(tmp, 'utf8');
   if (/\bimport\(/.test(text.replace(/__vouchImport\(/g, ''))) throw new Error(`postbuild: an import() is left in ${entry}'s bundle`);
   renameSync(tmp, file);
