@@ -21,11 +21,12 @@ import { readListMap, type MapAnswer } from '../store/listmap.js';
 import { deliverSync, findMessage, uniqueName, type MaildirWriter } from '../maildir/maildir.js';
 import { readInput, writeLine } from './stdio.js';
 import { release } from '../release/release.js';
-import type { Store } from '../store/store.js';
+import type { HoldResult, Store } from '../store/store.js';
 import { programWrote, suppression } from '../policy/suppress.js';
 import type { ScreenInput, Screening } from '../auth/screen.js';
 import { classifierOutcome, sampled, type ClassifierOutcome } from '../policy/classify.js';
 import type { TransportSeams } from '../challenge/transport.js';
+import type { ComposedChallenge } from '../challenge/challenge.js';
 
 /** `vouch deliver`'s inputs: the home flag, the MTA named on the command line, the environment. */
 export interface DeliverOptions {
@@ -477,6 +478,17 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     note: claimNote({ at: ctx.now, pid: process.pid, host }),
     view: { now: ctx.now, leaseMs: claimLease(config.delivery.deadline), host, alive: processAlive },
   };
+  // A challenge about to be claimed is composed while the hold's commit is under way (HMAC,
+  // templates and MIME are a few milliseconds of this thread; the commit's fsync is a wait): it
+  // goes out only once hold() has returned, the message durable.
+  const challenge = suppressed === undefined ? await import('../challenge/challenge.js').catch(() => undefined) : undefined;
+  let composed: Promise<ComposedChallenge> | undefined;
+  const compose = (r: HoldResult): void => {
+    if (challenge === undefined || !r.owned || r.held === undefined) return;
+    const held = r.held;
+    composed = (async () => challenge.composeChallenge({ config, secret: readSecret(ctx.paths), held, now: ctx.now }))();
+    composed.catch(() => undefined);
+  };
   const result = await store.hold(
     {
       digest: ctx.digest,
@@ -501,6 +513,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
       ? undefined
       : { domain: domainOf(senderKey), window: config.challenge.rate_window, perDomainHourly: config.challenge.per_domain_hourly, globalHourly: config.challenge.global_hourly },
     claim,
+    compose,
   );
   failpoint('store:after-commit');
   // The classifier's spam verdict is a late verdict like an expired request: the client goes on the
@@ -524,7 +537,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
   if (!held) throw new Error('held message vanished');
   const { sendClaimed, transportFor } = await import('../challenge/challenge.js');
   const transport = ctx.transport && transportFor(config.send, ctx.transport);
-  const sent = await sendClaimed(store, { config, secret: () => readSecret(ctx.paths), held, now: ctx.now }, transport);
+  const sent = await sendClaimed(store, { config, secret: () => readSecret(ctx.paths), held, now: ctx.now }, transport, result.held === held ? composed : undefined);
   return `${head}; challenge ${sent.ok ? 'sent' : `failed (${sent.reason})`}`;
 }
 

@@ -841,7 +841,9 @@ export class Store {
    * to send is claimed in that transaction too (stored as 'sending', `owned` in the answer): by the
    * hold that stores the message, or by a retry that finds it held with a challenge nobody is
    * sending (claim.ts), so of many identical copies exactly one sends it. */
-  async hold(m: HoldInput, rate?: RateLimits, claim?: ChallengeClaim): Promise<HoldResult> {
+  // `whileCommitting` gets the result once it is decided, while the commit that makes it durable is
+  // under way (a challenge is composed meanwhile; it goes out only after hold() returns).
+  async hold(m: HoldInput, rate?: RateLimits, claim?: ChallengeClaim, whileCommitting?: (r: HoldResult) => void): Promise<HoldResult> {
     return this.db.tx(async () => {
       // The digest is a fast key (deliver.digestOf): a message found under it is this one only when
       // sender, recipient and bytes agree. Another one under the same key takes the next key.
@@ -908,7 +910,7 @@ export class Store {
         signals: m.signals ?? EMPTY_SIGNALS, suspect: m.suspect === true,
       };
       return { id, fresh: true, challenge, note, held, owned };
-    });
+    }, whileCommitting);
   }
 
   /** A retry found its message held: it takes over the challenge when nobody is sending it (still
