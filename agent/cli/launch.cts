@@ -65,11 +65,7 @@ function run(name: string): unknown {
   }
   const wrapped = `(function (exports, require, module, __filename, __dirname, __vouchImport, __vouchMeta) {${source}\n})`;
   const script = new vm.Script(wrapped, cachedData === undefined ? { filename: file } : { filename: file, cachedData });
-  // The build's training deliveries (VOUCH_TRAIN_CACHE, scripts/postbuild.js) each add what they ran
-  // to the cache the one before wrote: the cache holds the union of the paths they take.
-  if ((cachedData === undefined || script.cachedDataRejected === true || process.env['VOUCH_TRAIN_CACHE'] === '1') && process.argv.includes('deliver')) {
-    saveOnExit(script, cache);
-  }
+  if ((cachedData === undefined || script.cachedDataRejected === true) && process.argv.includes('deliver')) saveOnExit(script, cache);
   const body = script.runInThisContext() as Body;
   const module = { exports: {} as unknown };
   // import.meta.url, made only if asked for (home.ts finds the package root from it; a delivery
