@@ -42,7 +42,7 @@ const BUNDLES = [
   { entry: 'auth/check.ts', file: join(out, 'auth.bundle.cjs'), cache: join(out, 'auth.bundle.cache') },
   { entry: 'classify/bogofilter.ts', file: join(out, 'classify.bundle.cjs'), cache: join(out, 'classify.bundle.cache') },
   // Run by a delivery only when the classifier calls a message spam (its client goes on the local
-  // blocklist): rare, so the build's two deliveries do not train it, and it has no code cache.
+  // blocklist): rare, so the build's training deliveries do not run it, and it has no code cache.
   { entry: 'release/blocklist.ts', file: join(out, 'blocklist.bundle.cjs'), cache: join(out, 'blocklist.bundle.cache'), untrained: true },
 ];
 
