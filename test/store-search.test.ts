@@ -134,3 +134,15 @@ test('the event log keeps the newest LOG_KEEP events, trimmed every 64th', async
   t.is(events.at(-1)?.detail, '100');
   await store.close();
 });
+
+test('the review page, as it starts (ensureReviewIndexes), takes what was held since the last search into the index', async (t) => {
+  const store = await Store.open(dbPath(), { create: true });
+  for (let i = 0; i < 5; i++) await store.hold(held(`backlog ${i}`));
+  t.is(await indexed(store), 0);
+  await store.ensureReviewIndexes();
+  const top = await store.db.get<{ n: number }>('SELECT max(rowid) AS n FROM messages');
+  t.is(await indexed(store), top?.n ?? -1);
+  t.is(await store.countHeld({ search: 'backlog' }), 5);
+  await indexIntact(store);
+  await store.close();
+});
