@@ -252,8 +252,8 @@ CREATE INDEX messages_trash ON messages(settled) WHERE state = 'deleted';`,
   // event log is cut back to LOG_KEEP every 64th event instead of at each one (readers take the
   // newest LOG_KEEP).
   8: `
-DROP TRIGGER held_text_in;
-DROP TRIGGER held_text_out;
+DROP TRIGGER IF EXISTS held_text_in;
+DROP TRIGGER IF EXISTS held_text_out;
 CREATE TABLE held_text_mark (upto INTEGER NOT NULL);
 INSERT INTO held_text_mark (upto) SELECT coalesce(max(rowid), 0) FROM messages;
 CREATE TRIGGER held_text_out AFTER DELETE ON messages BEGIN
@@ -261,7 +261,7 @@ CREATE TRIGGER held_text_out AFTER DELETE ON messages BEGIN
     SELECT 'delete', OLD.rowid, OLD.sender, OLD.from_header, OLD.subject WHERE OLD.rowid <= (SELECT upto FROM held_text_mark);
   UPDATE held_text_mark SET upto = (SELECT coalesce(max(rowid), 0) FROM messages) WHERE upto > (SELECT coalesce(max(rowid), 0) FROM messages);
 END;
-DROP TRIGGER log_keep;
+DROP TRIGGER IF EXISTS log_keep;
 CREATE TRIGGER log_keep AFTER INSERT ON log WHEN NEW.id % 64 = 0 BEGIN
   DELETE FROM log WHERE id <= NEW.id - ${LOG_KEEP};
 END;`,
