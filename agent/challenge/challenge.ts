@@ -169,10 +169,12 @@ export async function sendClaimed(
   store: Store,
   req: Omit<ChallengeRequest, 'secret'> & { readonly secret: () => Buffer },
   transport?: Transport,
+  composed?: Promise<ComposedChallenge>,
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
-    const full = { ...req, secret: req.secret() };
-    await sendChallenge(full, transport ?? transportFor(req.config.send));
+    // `composed`: this same request, composed beforehand (while the hold committed).
+    const { envelope, raw } = await (composed ?? composeChallenge({ ...req, secret: req.secret() }));
+    await (transport ?? transportFor(req.config.send)).send(envelope, raw);
   } catch (err) {
     const reason = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'transport error';
     await store.setChallenge(req.held.id, 'failed', reason);

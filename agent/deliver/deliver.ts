@@ -21,11 +21,12 @@ import { readListMap, type MapAnswer } from '../store/listmap.js';
 import { deliverSync, findMessage, uniqueName, type MaildirWriter } from '../maildir/maildir.js';
 import { readInput, writeLine } from './stdio.js';
 import { release } from '../release/release.js';
-import type { Store } from '../store/store.js';
+import type { HoldResult, Store } from '../store/store.js';
 import { programWrote, suppression } from '../policy/suppress.js';
 import type { ScreenInput, Screening } from '../auth/screen.js';
 import { classifierOutcome, sampled, type ClassifierOutcome } from '../policy/classify.js';
 import type { TransportSeams } from '../challenge/transport.js';
+import type { ComposedChallenge } from '../challenge/challenge.js';
 
 /** `vouch deliver`'s inputs: the home flag, the MTA named on the command line, the environment. */
 export interface DeliverOptions {
@@ -215,9 +216,18 @@ export async function deliverMessage(d: Delivery, seams: DeliverSeams = {}): Pro
     // So are the network checks (DNS answers arrive meanwhile).
     ctx.early = import('../auth/screen.js').then(({ screening }) => screening(screenInput(ctx)));
     ctx.early.catch(() => undefined);
-    await new Promise((resolve) => setImmediate(resolve));
+    // Each load is a few milliseconds of this thread, and each step of SQLite's opening (and of the
+    // checks' DNS) needs this thread for a moment to start the next: a turn of the event loop before
+    // each load lets them take a step while it runs (child_process first: half of the challenge
+    // code's load), rather than all of them after it (bench P2).
+    await nextTurn();
+    await import('node:child_process');
+    await nextTurn();
     await import('../challenge/challenge.js').catch(() => undefined);
-    if (trained(config)) await import('../classify/bogofilter.js').catch(() => undefined);
+    if (trained(config)) {
+      await nextTurn();
+      await import('../classify/bogofilter.js').catch(() => undefined);
+    }
   }
   let store: Store;
   try {
@@ -242,6 +252,11 @@ export async function deliverMessage(d: Delivery, seams: DeliverSeams = {}): Pro
     if (seams.stores !== undefined) await seams.stores.done(store);
     else if (seams.exiting !== true) await store.close().catch(() => undefined);
   }
+}
+
+/** One turn of the event loop: what the thread pool and the network finished meanwhile runs first. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The senders whose listing counts: the envelope sender, and for a live confirmation also the
@@ -466,6 +481,17 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
     note: claimNote({ at: ctx.now, pid: process.pid, host }),
     view: { now: ctx.now, leaseMs: claimLease(config.delivery.deadline), host, alive: processAlive },
   };
+  // A challenge about to be claimed is composed while the hold's commit is under way (HMAC,
+  // templates and MIME are a few milliseconds of this thread; the commit's fsync is a wait): it
+  // goes out only once hold() has returned, the message durable.
+  const challenge = suppressed === undefined ? await import('../challenge/challenge.js').catch(() => undefined) : undefined;
+  let composed: Promise<ComposedChallenge> | undefined;
+  const compose = (r: HoldResult): void => {
+    if (challenge === undefined || !r.owned || r.held === undefined) return;
+    const held = r.held;
+    composed = (async () => challenge.composeChallenge({ config, secret: readSecret(ctx.paths), held, now: ctx.now }))();
+    composed.catch(() => undefined);
+  };
   const result = await store.hold(
     {
       digest: ctx.digest,
@@ -490,6 +516,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
       ? undefined
       : { domain: domainOf(senderKey), window: config.challenge.rate_window, perDomainHourly: config.challenge.per_domain_hourly, globalHourly: config.challenge.global_hourly },
     claim,
+    compose,
   );
   failpoint('store:after-commit');
   // The classifier's spam verdict is a late verdict like an expired request: the client goes on the
@@ -513,7 +540,7 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
   if (!held) throw new Error('held message vanished');
   const { sendClaimed, transportFor } = await import('../challenge/challenge.js');
   const transport = ctx.transport && transportFor(config.send, ctx.transport);
-  const sent = await sendClaimed(store, { config, secret: () => readSecret(ctx.paths), held, now: ctx.now }, transport);
+  const sent = await sendClaimed(store, { config, secret: () => readSecret(ctx.paths), held, now: ctx.now }, transport, result.held === held ? composed : undefined);
   return `${head}; challenge ${sent.ok ? 'sent' : `failed (${sent.reason})`}`;
 }
 

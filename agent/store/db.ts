@@ -61,13 +61,21 @@ export class Db {
 
   /** Runs `fn` inside BEGIN IMMEDIATE … COMMIT, rolling back on any error. Transactions on one
    * connection take turns: the review page serves requests concurrently over one store, and a
-   * second BEGIN inside the first one's transaction would fail (or its statements join the other's). */
-  tx<T>(fn: () => Promise<T>): Promise<T> {
+   * second BEGIN inside the first one's transaction would fail (or its statements join the other's).
+   * `whileCommitting` gets the outcome as soon as the COMMIT is on its way (its fsync under way):
+   * work done there overlaps the wait, and must not count on the outcome being durable yet. */
+  tx<T>(fn: () => Promise<T>, whileCommitting?: (out: T) => void): Promise<T> {
     const run = async (): Promise<T> => {
       await this.exec('BEGIN IMMEDIATE');
       try {
         const out = await fn();
-        await this.exec('COMMIT');
+        const commit = this.exec('COMMIT');
+        try {
+          whileCommitting?.(out);
+        } catch {
+          /* the caller's own business: the commit goes on */
+        }
+        await commit;
         return out;
       } catch (err) {
         await this.exec('ROLLBACK').catch(() => undefined);
