@@ -247,8 +247,16 @@ test('a network whitelisted mail came from is never listed: by expiry, by delete
   };
   await deliver('friend@friends.example', viaReceived, {});
   await deliver('pal@friends.example', message({ from: 'pal@friends.example' }), { TCPREMOTEIP: '198.51.100.81' });
+  // A hostile line whose text holds U+010A (0x0A in its low byte) where a newline would start a
+  // note line of its own: it names no "good" network but its own.
+  const hostile = message({
+    from: 'friend@friends.example',
+    subject: 'again',
+    headers: ['Received: from out2.friends.example (out2.friends.example [192.0.2.82]) by mx.example.org (Postfix) with ESMTPS id C (caf\u010aip 203.0.113.66\u010a); Sun, 1 Nov 2026 10:00:00 +0000'],
+  });
+  await deliver('friend@friends.example', hostile, {});
   const config = loadConfig(h.dir);
-  t.deepEqual(whitelistedClients(h.dir, config, now).sort(), ['192.0.2.80', '198.51.100.81']);
+  t.deepEqual(whitelistedClients(h.dir, config, now).sort(), ['192.0.2.80', '192.0.2.82', '198.51.100.81']);
   t.deepEqual(whitelistedClients(h.dir, config, now + 9 * DAY), [], 'a week on, the journal no longer speaks for them');
 
   const s = await Store.open(join(h.dir, 'vouch.db'));

@@ -383,7 +383,9 @@ function clientNote(b: Base): string {
   let n = 0;
   for (const f of b.headers.fields) {
     if (f.name !== 'received') continue;
-    note += `received ${f.value.slice(0, 600).replace(/[\r\n]+/g, ' ')}\n`;
+    // Printable ASCII only (an MTA writes its own lines in it): the note is written as Latin-1, so
+    // a character such as U+010A would otherwise become a line of the note's own.
+    note += `received ${f.value.slice(0, 600).replace(/[^\x20-\x7e]+/g, ' ')}\n`;
     if (++n === 6) break;
   }
   return note;
@@ -524,7 +526,9 @@ async function hold(ctx: Context, store: Store, why: string, silent: string | un
   // the message is held and durable whatever happens here.
   if (result.fresh && classified?.suspect === true) {
     try {
-      const { recordSpamClient } = await import('../release/blocklist.js');
+      const { foldWhitelistedClients, recordSpamClient } = await import('../release/blocklist.js');
+      // Servers whitelisted mail came from this week first: they are never listed.
+      await foldWhitelistedClients(store, config, ctx.now);
       await recordSpamClient(store, config, { sender: env.sender, signals }, ctx.now);
     } catch {
       /* not listed */

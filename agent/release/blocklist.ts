@@ -57,12 +57,13 @@ export function whitelistedClients(home: string, config: Config, now: number): s
   const names = mtaNames(config);
   const ips = new Set<string>();
   for (const note of claimNotes(home, now)) {
+    // A note is one `ip` line (the SMTP server's word) or `received` lines, never both: an `ip`
+    // counts only as the whole note.
+    const lines = note.split('\n');
     const fields: { name: string; value: string }[] = [];
     let envIp: string | undefined;
-    for (const line of note.split('\n')) {
-      if (line.startsWith('ip ')) envIp = line.slice(3).trim();
-      else if (line.startsWith('received ')) fields.push({ name: 'received', value: line.slice(9) });
-    }
+    if (lines.length === 1 && lines[0]?.startsWith('ip ')) envIp = lines[0].slice(3).trim();
+    else for (const line of lines) if (line.startsWith('received ')) fields.push({ name: 'received', value: line.slice(9) });
     const vars: NodeJS.ProcessEnv = envIp === undefined ? {} : { TCPREMOTEIP: envIp };
     const ip = clientOf(new Headers(fields, 0), names, vars).ip;
     if (ip !== undefined && !isLocalIp(ip)) ips.add(ip);
