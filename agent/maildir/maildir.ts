@@ -143,8 +143,8 @@ function removeQuietly(path: string): void {
 }
 
 /** A node:fs call that takes a callback, as a promise (node:fs/promises would load a module of its
- * own, and the delivery bundle shares this file). */
-function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+ * own, and the delivery bundle shares this file; so does the journal, agent/store/journal.ts). */
+export function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
 }
 

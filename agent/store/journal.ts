@@ -6,6 +6,7 @@
 import { close, closeSync, constants, existsSync, link, linkSync, mkdir, mkdirSync, open, openSync, readdirSync, readFile, readFileSync, rename, renameSync, rmSync, statSync, unlink, unlinkSync, write, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { failpoint } from '../failure/failpoint.js';
+import { call } from '../maildir/maildir.js';
 
 export const JOURNAL_DIR = 'delivered';
 /** How many days back a retry looks (qmail gives up after 7 days, Postfix after 5). */
@@ -124,11 +125,6 @@ export function claim(home: string, key: string, name: string, now: number, note
   unlinkQuietly(tmp);
   failpoint('journal:after-claim');
   return { name, fresh: true };
-}
-
-/** A node:fs call that takes a callback, as a promise. */
-function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
 }
 
 let asides = 0;
