@@ -4,7 +4,7 @@
 
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get, request } from 'node:http';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../agent/store/store.js';
@@ -397,6 +397,24 @@ function httpGet(url: string, cookie?: string): Promise<{ status: number; ms: nu
   });
 }
 
+/** The login URL `vouch web` prints as it starts, or undefined when it exits or says nothing in
+ * `ms`. */
+function loginUrl(child: ChildProcess, ms: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let out = '';
+    const timer = setTimeout(() => resolve(undefined), ms);
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /(http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', () => resolve(undefined));
+  });
+}
+
 async function p5(): Promise<Row> {
   const row = { id: 'P5', measure: `web message list, ${P5_HELD.toLocaleString('en')} held, page of 50`, target: 'p95 < 100 ms, RSS < 150 MB' };
   const h = await home();
@@ -405,19 +423,7 @@ async function p5(): Promise<Row> {
   const fillMs = Date.now() - fillStart;
   const child = spawn(NODE, [CLI, 'web', '--listen', '127.0.0.1:0'], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...h.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    const url = await new Promise<string | undefined>((resolve) => {
-      let out = '';
-      const timer = setTimeout(() => resolve(undefined), 30_000);
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /(http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out);
-        if (m?.[1]) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
-      child.on('exit', () => resolve(undefined));
-    });
+    const url = await loginUrl(child, 30_000);
     if (!url) return { ...row, a: '-', b: '-', ratio: '-', pass: undefined, data: { skipped: 'vouch web did not start' } };
     const login = await httpGet(url);
     const set = login.headers['set-cookie'];
@@ -524,19 +530,7 @@ async function p7(): Promise<Row> {
   const fillMs = Date.now() - fillStart;
   const child = spawn(NODE, [CLI, 'web', '--listen', '127.0.0.1:0'], { env: { PATH, ...h.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    const url = await new Promise<string | undefined>((resolve) => {
-      let out = '';
-      const timer = setTimeout(() => resolve(undefined), 60_000);
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /(http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out);
-        if (m?.[1]) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
-      child.on('exit', () => resolve(undefined));
-    });
+    const url = await loginUrl(child, 60_000);
     if (!url) return { ...row, a: '-', b: '-', ratio: '-', pass: undefined, data: { skipped: 'vouch web did not start' } };
     const login = await httpGet(url);
     const jar = new Map<string, string>();
