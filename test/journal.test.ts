@@ -4,7 +4,7 @@ import test from 'ava';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { claim, claimAwaited, countByDay, dayOf, deliveryKey, findClaim, JOURNAL_DIR, prune } from '../agent/store/journal.js';
+import { claim, countByDay, dayOf, deliveryKey, findClaim, JOURNAL_DIR, prune } from '../agent/store/journal.js';
 import { MAP_FILE, STALE_DIR } from '../agent/store/listmap.js';
 import { Store } from '../agent/store/store.js';
 import { deliverQmail, makeHome, maildirFiles, message, pendingList, vouch, type TestHome } from './helpers.js';
@@ -59,20 +59,6 @@ test('a claim is fresh once, found again for a week, then forgotten; prune remov
   t.is(prune(home, dayOf(NOW + DAY)), 1);
   t.false(existsSync(join(home, JOURNAL_DIR, dayOf(NOW))));
   t.true(existsSync(join(home, JOURNAL_DIR, dayOf(NOW + DAY), 'k3')));
-});
-
-test('the server’s claim (claimAwaited) keeps claim’s promises: fresh once, found again, an empty claim taken over, one winner among concurrent claims of one key', async (t) => {
-  const home = mkdtempSync(join(tmpdir(), 'vouch-journal-'));
-  t.deepEqual(await claimAwaited(home, 'k1', 'name-a', NOW), { name: 'name-a', fresh: true });
-  t.deepEqual(await claimAwaited(home, 'k1', 'name-b', NOW + 1000), { name: 'name-a', fresh: false });
-  t.deepEqual(claim(home, 'k1', 'name-c', NOW), { name: 'name-a', fresh: false }, 'the blocking claim sees it too');
-  writeFileSync(join(home, JOURNAL_DIR, dayOf(NOW), 'k2'), '');
-  t.deepEqual(await claimAwaited(home, 'k2', 'name-d', NOW), { name: 'name-d', fresh: true });
-  const all = await Promise.all(Array.from({ length: 20 }, (_, i) => claimAwaited(home, 'k3', `name-${i}`, NOW)));
-  t.is(all.filter((c) => c.fresh).length, 1);
-  const winner = all.find((c) => c.fresh)?.name;
-  t.true(all.every((c) => c.name === winner));
-  t.deepEqual(readdirSync(join(home, JOURNAL_DIR, dayOf(NOW))).sort(), ['k1', 'k2', 'k3']);
 });
 
 async function whitelisted(): Promise<TestHome> {

@@ -2,8 +2,7 @@ import test from 'ava';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deliver, deliverAwaited, ensureMaildir, hasMessage, uniqueName } from '../agent/maildir/maildir.js';
-import { syncDirShared } from '../agent/maildir/durable.js';
+import { deliver, ensureMaildir, hasMessage, uniqueName } from '../agent/maildir/maildir.js';
 
 const tmpMaildir = () => join(mkdtempSync(join(tmpdir(), 'vouch-md-')), 'Maildir');
 
@@ -70,42 +69,3 @@ test('a write error leaves nothing in new/', async (t) => {
   t.deepEqual(readdirSync(join(dir, 'new')), []);
 });
 
-// The server's writer (deliverAwaited) keeps the blocking writer's promises, step for step.
-
-test('the awaited writer: a delivery lands whole in new/, a retry under the name writes nothing more, another message under it gets its own name', async (t) => {
-  const dir = tmpMaildir();
-  const name = uniqueName();
-  const bytes = Buffer.from('Subject: x\r\n\r\nbody\0with NUL\rand bare CR\n');
-  await deliverAwaited(dir, name, [Buffer.from('Return-Path: <a@b.c>\n'), Buffer.alloc(0), bytes]);
-  t.deepEqual(readdirSync(join(dir, 'new')), [name]);
-  t.deepEqual(readFileSync(join(dir, 'new', name)), Buffer.concat([Buffer.from('Return-Path: <a@b.c>\n'), bytes]));
-  await deliverAwaited(dir, name, [Buffer.from('Return-Path: <a@b.c>\n'), bytes]);
-  t.is(readdirSync(join(dir, 'new')).length, 1);
-  await deliverAwaited(dir, name, [Buffer.from('Subject: other\n\n')]);
-  const files = readdirSync(join(dir, 'new'));
-  t.is(files.length, 2);
-  t.true(files.some((f) => f !== name && readFileSync(join(dir, 'new', f), 'utf8') === 'Subject: other\n\n'));
-  t.deepEqual(readdirSync(join(dir, 'tmp')), []);
-});
-
-test('the awaited writer: a write error leaves nothing in new/', async (t) => {
-  const dir = tmpMaildir();
-  mkdirSync(join(dir, 'new'), { recursive: true });
-  mkdirSync(join(dir, 'cur'), { recursive: true });
-  writeFileSync(join(dir, 'tmp'), 'not a folder');
-  await t.throwsAsync(deliverAwaited(dir, uniqueName(), [Buffer.from('x')]));
-  t.deepEqual(readdirSync(join(dir, 'new')), []);
-});
-
-test('200 concurrent deliveries into one Maildir share its folder fsyncs and all land whole', async (t) => {
-  const dir = tmpMaildir();
-  await ensureMaildir(dir);
-  const names = Array.from({ length: 200 }, () => uniqueName());
-  await Promise.all(names.map((n, i) => deliverAwaited(dir, n, [Buffer.from(`Subject: ${i}\n\n`), Buffer.alloc(4096 + i, 0x61)])));
-  t.deepEqual(readdirSync(join(dir, 'new')).sort(), [...names].sort());
-  names.forEach((n, i) => t.is(readFileSync(join(dir, 'new', n)).length, `Subject: ${i}\n\n`.length + 4096 + i));
-  t.deepEqual(readdirSync(join(dir, 'tmp')), []);
-  // A folder that cannot be opened fails every caller waiting for it, and the next call starts anew.
-  await t.throwsAsync(Promise.all([syncDirShared(join(dir, 'missing')), syncDirShared(join(dir, 'missing'))]));
-  await t.notThrowsAsync(syncDirShared(join(dir, 'new')));
-});

@@ -16,9 +16,9 @@ import { asTempFail, exitCode, TempFail, type Mta, type Outcome } from '../failu
 import { failpoint } from '../failure/failpoint.js';
 import { cleanText, firstAddress, readHeaders, type Headers } from '../mail/header.js';
 import { HAM_SAMPLES, homeDir, homePaths, readSecret, type HomePaths } from '../home/home.js';
-import { claim, deliveryKey, type Claim } from '../store/journal.js';
+import { deliverOnce as deliverOnceHere, deliveryKey, type OnceJob } from '../store/journal.js';
 import { readListMap, type MapAnswer } from '../store/listmap.js';
-import { deliverSync, findMessage, uniqueName, type MaildirWriter } from '../maildir/maildir.js';
+import { uniqueName } from '../maildir/maildir.js';
 import { readInput, writeLine } from './stdio.js';
 import { release } from '../release/release.js';
 import type { HoldResult, Store } from '../store/store.js';
@@ -134,10 +134,9 @@ export interface DeliverSeams {
   readonly env?: NodeJS.ProcessEnv;
   /** Default: the store opened for this delivery and closed after it (see `exiting`). */
   readonly stores?: StoreSource;
-  /** Default: deliverSync (blocking: a delivery process has nothing else to do meanwhile). */
-  readonly maildir?: MaildirWriter;
-  /** The delivery journal's claim; default: claim (blocking, as maildir). */
-  readonly claim?: (home: string, key: string, name: string, now: number, note?: string) => Claim | Promise<Claim>;
+  /** A direct delivery's claim and Maildir write; default: deliverOnce, blocking (a delivery
+   * process has nothing else to do meanwhile). `vouch serve` runs it in a writer thread. */
+  readonly once?: (job: OnceJob) => void | Promise<void>;
   /** The home's checked config; default loadConfig (`vouch serve` keeps each home's between
    * deliveries while config.toml is unchanged). */
   readonly config?: (home: string, env: NodeJS.ProcessEnv | undefined) => Config;
@@ -151,8 +150,7 @@ export interface DeliverSeams {
 /** What every path knows before it decides. */
 interface Base {
   readonly config: Config;
-  readonly write: MaildirWriter;
-  readonly claim: NonNullable<DeliverSeams['claim']>;
+  readonly once: NonNullable<DeliverSeams['once']>;
   readonly paths: HomePaths;
   readonly env: Envelope;
   readonly message: Buffer;
@@ -182,7 +180,7 @@ export async function deliverMessage(d: Delivery, seams: DeliverSeams = {}): Pro
   const env = typeof d.envelope === 'function' ? d.envelope(config.identity.address) : d.envelope;
   const { message, rpline, dtline, prepended } = envelopeLines(d.raw, env);
   const headers = readHeaders(message, config.delivery.header_limit);
-  const base: Base = { config, write: seams.maildir ?? deliverSync, claim: seams.claim ?? claim, paths, env, message, rpline, dtline, headers, now: d.now, vars: seams.env ?? process.env };
+  const base: Base = { config, once: seams.once ?? deliverOnceHere, paths, env, message, rpline, dtline, headers, now: d.now, vars: seams.env ?? process.env };
   const loop = isLoop(headers, env.recipient, prepended);
   const done = (line: string): Report => ({ outcome: 'done', line: `vouch: ${line} (${env.mta})` });
 
@@ -405,43 +403,10 @@ function keepHamSample(b: Base, key: string): void {
   }
 }
 
-/** How many keys a delivery tries when earlier claims turn out to name other messages. */
-const COLLISIONS = 8;
-
-/** Delivers into a Maildir once per message: the journal fixes the name before the write, so a
- * retry after a crash finds the name it had and the file already there. A journal key is only a
- * fast hash, so a file found under the claimed name counts only when its bytes are this message's;
- * otherwise the next key is tried (after eight, the message is written under a new name). */
+/** Writes the message into `dir` once per message (journal.ts deliverOnce), here or in a writer
+ * thread of the server. */
 async function deliverOnce(b: Base, dir: string, key: string, note = ''): Promise<void> {
-  const parts = [Buffer.from(b.rpline), Buffer.from(b.dtline), b.message];
-  let name = uniqueName(b.now);
-  for (let i = 0; i < COLLISIONS; i++) {
-    const c = await b.claim(b.paths.dir, i === 0 ? key : `${key}.${i}`, name, b.now, note);
-    if (c.fresh) break;
-    const found = findMessage(dir, c.name);
-    if (found === undefined) {
-      name = c.name; // claimed, never written (or since removed by the user): write it now
-      break;
-    }
-    if (sameBytes(found, parts)) return;
-  }
-  if (dir !== b.config.delivery.maildir) markFolder(dir);
-  await b.write(dir, name, parts);
-}
-
-function sameBytes(path: string, parts: readonly Buffer[]): boolean {
-  let file: Buffer;
-  try {
-    file = readFileSync(path);
-  } catch {
-    return false;
-  }
-  return file.equals(Buffer.concat(parts));
-}
-
-function markFolder(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(dir, 'maildirfolder'), '', { flag: 'a', mode: 0o600 });
+  await b.once({ home: b.paths.dir, maildir: b.config.delivery.maildir, dir, key, name: uniqueName(b.now), now: b.now, note, head: `${b.rpline}${b.dtline}`, message: b.message });
 }
 
 async function confirm(ctx: Context, store: Store, heldId: string): Promise<string> {

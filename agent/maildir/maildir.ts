@@ -1,17 +1,30 @@
 // Maildir delivery, in the order that makes it crash-safe: write tmp/UNIQUE, fsync it, link it into
 // new/NAME, remove tmp/UNIQUE, fsync new/. A crash leaves the message whole in new/ or not there.
 
-import { close, closeSync, constants, fsync, fsyncSync, link, linkSync, mkdirSync, open, openSync, readdirSync, readFileSync, statSync, unlink, unlinkSync, writev, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { failpoint } from '../failure/failpoint.js';
-import { syncDir, syncDirShared } from './durable.js';
+import { syncDir } from './durable.js';
 
 // Blocking calls throughout: a delivery process has nothing else to do while it writes, and each
 // promise call is a thread-pool round trip (a dozen of them cost more than the writes themselves).
 // The functions stay async so that callers need not care.
 
 let counter = 0;
+/** Set in each writer thread of `vouch serve` (setSeries): the counter is per thread, so the names
+ * two threads of one process make must differ by more than it. */
+let series = '';
+
+/** Names made in this thread carry `T<id>` (a writer thread of `vouch serve` calls it once). */
+export function setSeries(id: number): void {
+  series = `T${id}`;
+}
+
+/** What tells this thread's names from another's in the same process (see setSeries). */
+export function seriesOf(): string {
+  return series;
+}
 
 /** The host part of a unique name, with "/" and ":" escaped as the maildir convention asks. */
 function hostPart(host: string): string {
@@ -23,7 +36,7 @@ export function uniqueName(now: number = Date.now(), host: string = hostname()):
   const sec = Math.floor(now / 1000);
   const usec = (now % 1000) * 1000 + Math.floor(Math.random() * 1000);
   counter += 1;
-  return `${sec}.M${usec}P${process.pid}Q${counter}.${hostPart(host)}`;
+  return `${sec}.M${usec}P${process.pid}${series}Q${counter}.${hostPart(host)}`;
 }
 
 function ensureMaildirSync(dir: string): void {
@@ -140,65 +153,4 @@ function removeQuietly(path: string): void {
   } catch {
     /* already gone, or the folder went away: nothing to clean */
   }
-}
-
-/** A node:fs call that takes a callback, as a promise (node:fs/promises would load a module of its
- * own, and the delivery bundle shares this file; so does the journal, agent/store/journal.ts). */
-export function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
-}
-
-/** deliverSync() for a process that serves many deliveries at once (`vouch serve`): the same steps
- * in the same order, each waiting on the thread pool instead of the event loop, so the fsyncs of
- * concurrent deliveries run side by side; those into one folder share its fsync (syncDirShared). */
-export async function deliverAwaited(dir: string, name: string, parts: readonly Uint8Array[]): Promise<void> {
-  const tmp = join(dir, 'tmp', uniqueName());
-  const dest = join(dir, 'new', name);
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
-  let fd: number;
-  try {
-    fd = await call<number>((cb) => open(tmp, flags, 0o600, cb));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    ensureMaildirSync(dir);
-    fd = await call<number>((cb) => open(tmp, flags, 0o600, cb));
-  }
-  try {
-    try {
-      let rest = parts.filter((p) => p.length > 0);
-      while (rest.length > 0) {
-        let n = await call<number>((cb) => writev(fd, rest as Uint8Array[], cb));
-        // A short write: drop what went out and write the rest.
-        const left: Uint8Array[] = [];
-        for (const p of rest) {
-          if (n >= p.length) n -= p.length;
-          else {
-            left.push(p.subarray(n));
-            n = 0;
-          }
-        }
-        rest = left;
-      }
-      failpoint('maildir:after-tmp-write');
-      await call<void>((cb) => fsync(fd, cb));
-      failpoint('maildir:after-fsync');
-    } finally {
-      await call<void>((cb) => close(fd, cb));
-    }
-  } catch (err) {
-    await call<void>((cb) => unlink(tmp, cb)).catch(() => undefined);
-    throw err;
-  }
-  try {
-    await call<void>((cb) => link(tmp, dest, cb));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      await call<void>((cb) => unlink(tmp, cb)).catch(() => undefined);
-      throw err;
-    }
-    if (!sameFile(dest, parts)) await call<void>((cb) => link(tmp, join(dir, 'new', uniqueName()), cb));
-  }
-  failpoint('maildir:after-link');
-  await call<void>((cb) => unlink(tmp, cb)).catch(() => undefined);
-  await syncDirShared(join(dir, 'new'));
 }

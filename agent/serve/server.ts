@@ -17,8 +17,7 @@ import { homeFor, splitRecipient } from './homes.js';
 import { StorePool } from './stores.js';
 import { Spawner } from './spawner.js';
 import { ConfigCache } from './configs.js';
-import { deliverAwaited } from '../maildir/maildir.js';
-import { claimAwaited } from '../store/journal.js';
+import { Writers } from './writers.js';
 
 export type Listen = { readonly kind: 'unix'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
@@ -56,16 +55,22 @@ export interface ServeOptions {
   readonly now?: () => number;
   /** Seconds a connection may stay silent (default 300, the client's own usual limit). */
   readonly idleSeconds?: number;
+  /** Writer threads for direct deliveries (default WRITERS). */
+  readonly writers?: number;
 }
+
+/** Writer threads: as many deliveries as write at once (more only queue in the file system). */
+const WRITERS = 8;
 
 /** The CRLF line ends of the wire made LF, as an MTA hands a message to `vouch deliver` and as the
  * Maildir keeps it; a lone CR stays. Takes the data as it came (chunks; a CRLF may straddle two)
- * and copies it once, run by run between CRs. */
+ * and copies it once, run by run between CRs, into memory the writer threads share. */
 export function fromWire(data: Buffer | readonly Buffer[]): Buffer {
   const chunks = Buffer.isBuffer(data) ? [data] : data;
   let size = 0;
   for (const c of chunks) size += c.length;
-  const out = Buffer.allocUnsafe(size);
+  // Shared memory: handed to a writer thread (writers.ts) without a copy.
+  const out = Buffer.from(new SharedArrayBuffer(size));
   let len = 0;
   /** The last chunk ended in a CR: kept or dropped by the next chunk's first byte. */
   let cr = false;
@@ -105,6 +110,7 @@ export class LmtpServer {
   readonly #o: ServeOptions;
   readonly #pool: StorePool;
   readonly #spawner = new Spawner();
+  readonly #writers: Writers;
   readonly #configs: ConfigCache;
   /** Replies whose log lines are written before they are sent, a batch at a time. */
   #answers: (() => void)[] = [];
@@ -119,7 +125,8 @@ export class LmtpServer {
     this.#o = o;
     this.#pool = new StorePool(o.stores);
     this.#configs = new ConfigCache(Math.max(o.stores, 1000), o.now);
-    this.#seams = { stores: this.#pool, config: this.#configs.load, maildir: deliverAwaited, claim: claimAwaited, transport: { spawnSync: this.#spawner.spawn } };
+    this.#writers = new Writers(o.writers ?? WRITERS);
+    this.#seams = { stores: this.#pool, config: this.#configs.load, once: this.#writers.run, transport: { spawnSync: this.#spawner.spawn } };
     this.#smtp = new SMTPServer({
       lmtp: true,
       name: hostname(),
@@ -186,6 +193,7 @@ export class LmtpServer {
       await closed;
       await this.#pool.close();
       await this.#spawner.close();
+      await this.#writers.close();
       const l = this.#o.listen;
       if (l.kind === 'unix') {
         try {

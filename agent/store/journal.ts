@@ -3,10 +3,10 @@
 // Maildir name chosen for it; a retry finds it and does not write the message a second time. The
 // day folders also count the deliveries per day for the activity chart, and expire prunes them.
 
-import { close, closeSync, constants, existsSync, link, linkSync, mkdir, mkdirSync, open, openSync, readdirSync, readFile, readFileSync, rename, renameSync, rmSync, statSync, unlink, unlinkSync, write, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { failpoint } from '../failure/failpoint.js';
-import { call } from '../maildir/maildir.js';
+import { deliverSync, findMessage, seriesOf } from '../maildir/maildir.js';
 
 export const JOURNAL_DIR = 'delivered';
 /** How many days back a retry looks (qmail gives up after 7 days, Postfix after 5). */
@@ -91,6 +91,8 @@ export function findClaim(home: string, key: string, now: number): string | unde
   return undefined;
 }
 
+let asides = 0;
+
 /** Claims `key` for `name` before the message is written, or returns the claim an earlier (or a
  * concurrent) attempt made. The claim file is written aside and linked into place, so it appears
  * whole or not at all, and of two processes delivering the same message at once exactly one
@@ -104,7 +106,9 @@ export function claim(home: string, key: string, name: string, now: number, note
   if (earlier !== undefined) return { name: earlier, fresh: false };
   const dir = join(home, JOURNAL_DIR, dayOf(now));
   const path = join(dir, key);
-  const tmp = join(dir, `${TMP}${key}.${process.pid}`);
+  // Unique to this attempt: two threads of a server may claim one key at once, and one must not
+  // truncate the file the other has just linked into place.
+  const tmp = join(dir, `${TMP}${key}.${process.pid}${seriesOf()}.${++asides}`);
   writeAside(dir, tmp, `${name}\n${note}`);
   try {
     linkSync(tmp, path);
@@ -123,55 +127,6 @@ export function claim(home: string, key: string, name: string, now: number, note
     return { name, fresh: true };
   }
   unlinkQuietly(tmp);
-  failpoint('journal:after-claim');
-  return { name, fresh: true };
-}
-
-let asides = 0;
-
-/** claim() for a process that serves many deliveries at once (`vouch serve`): the same steps, the
- * file written aside and linked into place, each waiting on the thread pool rather than the event
- * loop (creating a file can wait behind the file system's journal while other deliveries fsync).
- * The name aside is unique within the process too: two deliveries of one message may claim at once. */
-export async function claimAwaited(home: string, key: string, name: string, now: number, note = ''): Promise<Claim> {
-  const earlier = findClaim(home, key, now);
-  if (earlier !== undefined) return { name: earlier, fresh: false };
-  const dir = join(home, JOURNAL_DIR, dayOf(now));
-  const path = join(dir, key);
-  const tmp = join(dir, `${TMP}${key}.${process.pid}.${++asides}`);
-  const bytes = Buffer.from(`${name}\n${note}`, 'latin1');
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC;
-  let fd: number;
-  try {
-    fd = await call<number>((cb) => open(tmp, flags, 0o600, cb));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await call<string | undefined>((cb) => mkdir(dir, { recursive: true, mode: 0o700 }, cb));
-    fd = await call<number>((cb) => open(tmp, flags, 0o600, cb));
-  }
-  try {
-    let off = 0;
-    while (off < bytes.length) off += await call<number>((cb) => write(fd, bytes, off, bytes.length - off, null, cb));
-  } finally {
-    await call<void>((cb) => close(fd, cb));
-  }
-  const drop = () => call<void>((cb) => unlink(tmp, cb)).catch(() => undefined);
-  try {
-    await call<void>((cb) => link(tmp, path, cb));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      await drop();
-      throw err;
-    }
-    const theirs = firstLine(await call<string>((cb) => readFile(path, 'latin1', cb)));
-    if (theirs !== '') {
-      await drop();
-      return { name: theirs, fresh: false };
-    }
-    await call<void>((cb) => rename(tmp, path, cb));
-    return { name, fresh: true };
-  }
-  await drop();
   failpoint('journal:after-claim');
   return { name, fresh: true };
 }
@@ -305,4 +260,66 @@ function days(home: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** One direct delivery (whitelisted, tagged, junk) to write once (deliverOnce). Plain data: a
+ * server's writer thread gets it as a message. */
+export interface OnceJob {
+  /** The vouch home, whose journal keeps the claim. */
+  readonly home: string;
+  /** The user's Maildir; `dir` is it or one of its folders. */
+  readonly maildir: string;
+  readonly dir: string;
+  readonly key: string;
+  /** The Maildir name this attempt would use (a retry uses the one claimed first). */
+  readonly name: string;
+  readonly now: number;
+  /** Kept with the claim after the name (where a whitelisted message came from). */
+  readonly note: string;
+  /** The lines put before the message (Return-Path, Delivered-To), written as UTF-8. */
+  readonly head: string;
+  /** The message, as the file has it after `head`. */
+  readonly message: Uint8Array;
+}
+
+/** How many keys a delivery tries when earlier claims turn out to name other messages. */
+const COLLISIONS = 8;
+
+/** Delivers into a Maildir once per message: the journal fixes the name before the write, so a
+ * retry after a crash finds the name it had and the file already there. A journal key is only a
+ * fast hash, so a file found under the claimed name counts only when its bytes are this message's;
+ * otherwise the next key is tried (after eight, the message is written under a new name).
+ * Blocking throughout: `vouch deliver` has nothing else to do, and `vouch serve` runs it in a
+ * writer thread (agent/serve/writers.ts), one round trip a delivery instead of one a step. */
+export function deliverOnce(j: OnceJob): void {
+  const parts = [Buffer.from(j.head), j.message];
+  let name = j.name;
+  for (let i = 0; i < COLLISIONS; i++) {
+    const c = claim(j.home, i === 0 ? j.key : `${j.key}.${i}`, name, j.now, j.note);
+    if (c.fresh) break;
+    const found = findMessage(j.dir, c.name);
+    if (found === undefined) {
+      name = c.name; // claimed, never written (or since removed by the user): write it now
+      break;
+    }
+    if (sameBytes(found, parts)) return;
+  }
+  if (j.dir !== j.maildir) markFolder(j.dir);
+  deliverSync(j.dir, name, parts);
+}
+
+function sameBytes(path: string, parts: readonly Uint8Array[]): boolean {
+  let file: Buffer;
+  try {
+    file = readFileSync(path);
+  } catch {
+    return false;
+  }
+  return file.equals(Buffer.concat(parts));
+}
+
+/** A Maildir++ folder is marked as one (maildirfolder), made when missing. */
+function markFolder(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, 'maildirfolder'), '', { flag: 'a', mode: 0o600 });
 }
