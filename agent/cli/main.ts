@@ -48,8 +48,9 @@ if (fast) {
     },
   );
 } else {
-  // `vouch serve` waits on many fsyncs at once in libuv's thread pool: sized before anything (the
-  // module loader among them) starts it.
+  // `vouch serve` waits on many stores' commits (each an fsync of its WAL) at once in libuv's thread
+  // pool: sized before anything (the module loader among them) starts it. Direct deliveries have
+  // writer threads of their own (serve/writers.ts).
   if (argv.includes('serve')) process.env['UV_THREADPOOL_SIZE'] ??= '32';
   import('./commands.js').then(
     ({ run }) => run(process.argv),

@@ -70,8 +70,10 @@ export class Writers {
 
   #start(): Thread {
     const worker = new Worker(new URL('./writer-thread.js', import.meta.url), {
-      // Not the server's own flags (a profiler, a large heap): the thread's heap holds one job.
+      // Not the server's own flags (a profiler, a large heap): the thread's heap holds one job (the
+      // message itself is in memory it shares with the server), so a small one.
       execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
       stdout: false,
       stderr: false,
     });
