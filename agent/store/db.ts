@@ -10,8 +10,14 @@ export interface RunResult {
   readonly lastID: number;
 }
 
+/** Statements kept prepared per connection (the ones a long-lived process runs again and again:
+ * a server's holds, the review page's queries). */
+const KEPT = 64;
+
 export class Db {
   readonly #db: sqlite3.Database;
+  /** Prepared statements by their SQL, oldest use first. */
+  readonly #kept = new Map<string, sqlite3.Statement>();
 
   private constructor(db: sqlite3.Database) {
     this.#db = db;
@@ -32,25 +38,75 @@ export class Db {
     });
   }
 
+  // run, get and all reuse the statement prepared for the same SQL the last time: node-sqlite3's
+  // Database#run and friends prepare, step and finalize a statement of their own on every call,
+  // three trips to its thread and a parse of the SQL. A kept statement is bound afresh each time
+  // (binding resets it); get resets it after its row, so no kept statement stays in the middle of
+  // a query (which would pin a read snapshot of the WAL).
+
   run(sql: string, params: readonly Param[] = []): Promise<RunResult> {
+    const st = this.#statement(sql);
     return new Promise((resolve, reject) => {
-      this.#db.run(sql, params, function (this: sqlite3.RunResult, err: Error | null) {
-        if (err) reject(err);
-        else resolve({ changes: this.changes, lastID: this.lastID });
+      st.run(params, (err: Error | null) => {
+        if (err) {
+          this.#drop(sql, st);
+          reject(err);
+        } else resolve({ changes: (st as unknown as sqlite3.RunResult).changes, lastID: (st as unknown as sqlite3.RunResult).lastID });
       });
     });
   }
 
   get<T>(sql: string, params: readonly Param[] = []): Promise<T | undefined> {
+    const st = this.#statement(sql);
     return new Promise((resolve, reject) => {
-      this.#db.get(sql, params, (err: Error | null, row: T | undefined) => (err ? reject(err) : resolve(row)));
+      st.get(params, (err: Error | null, row: T | undefined) => {
+        if (err) {
+          this.#drop(sql, st);
+          reject(err);
+        } else resolve(row);
+      });
+      st.reset();
     });
   }
 
   all<T>(sql: string, params: readonly Param[] = []): Promise<T[]> {
+    const st = this.#statement(sql);
     return new Promise((resolve, reject) => {
-      this.#db.all(sql, params, (err: Error | null, rows: T[]) => (err ? reject(err) : resolve(rows)));
+      st.all(params, (err: Error | null, rows: T[]) => {
+        if (err) {
+          this.#drop(sql, st);
+          reject(err);
+        } else resolve(rows);
+      });
     });
+  }
+
+  /** The kept statement for `sql`, prepared now when there is none; the least recently used one
+   * is finalized when more than KEPT are kept. A statement that fails is dropped (see #drop). */
+  #statement(sql: string): sqlite3.Statement {
+    let st = this.#kept.get(sql);
+    if (st !== undefined) {
+      this.#kept.delete(sql);
+      this.#kept.set(sql, st);
+      return st;
+    }
+    st = this.#db.prepare(sql);
+    // A statement that cannot be prepared fails the call that runs it (with the same error); the
+    // event would otherwise be thrown as an uncaught error.
+    st.on('error', () => undefined);
+    this.#kept.set(sql, st);
+    if (this.#kept.size > KEPT) {
+      const [oldest, old] = this.#kept.entries().next().value as [string, sqlite3.Statement];
+      this.#kept.delete(oldest);
+      old.finalize();
+    }
+    return st;
+  }
+
+  /** A statement that failed is prepared afresh next time (it may not have prepared at all). */
+  #drop(sql: string, st: sqlite3.Statement): void {
+    if (this.#kept.get(sql) === st) this.#kept.delete(sql);
+    st.finalize();
   }
 
   exec(sql: string): Promise<void> {
@@ -96,7 +152,11 @@ export class Db {
     });
   }
 
-  close(): Promise<void> {
+  /** Finalizes the kept statements (SQLite closes no connection with one open), then closes. */
+  async close(): Promise<void> {
+    const kept = [...this.#kept.values()];
+    this.#kept.clear();
+    await Promise.all(kept.map(finalize));
     return new Promise((resolve, reject) => this.#db.close((err) => (err ? reject(err) : resolve())));
   }
 }
