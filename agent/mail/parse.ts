@@ -100,8 +100,10 @@ interface Pooled {
  * that is stuck gets near it. */
 const START_LIMIT_MS = 60_000;
 
-function pooled(): Pooled {
-  const worker = spawn({ marker: 'vouch-parse-pool' }, POOL_HEAP_MB);
+/** A pool worker; with `preload`, it loads the parser before it says it is ready, otherwise the
+ * first message it gets loads it. */
+function pooled(preload = true): Pooled {
+  const worker = spawn({ marker: 'vouch-parse-pool', preload }, POOL_HEAP_MB);
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => done(() => reject(new ParseError('ETIMEOUT', 'the parser did not start'))), START_LIMIT_MS);
     const done = (fn: () => void) => {
@@ -121,10 +123,13 @@ function pooled(): Pooled {
   return { worker, jobs: 0, ready };
 }
 
-/** Starts one parser worker ahead of the first message (the review page calls it at start). */
+/** Starts one parser worker ahead of the first message (the review page calls it at start). The
+ * thread is started, not the parser loaded: mailparser and what it pulls in take about 30 MB,
+ * which a review page that only lists mail never needs; the first message opened loads it (a tenth
+ * of a second here, against up to a second for starting a thread on a busy machine). */
 export function warmParser(): void {
   if (idle.length === 0 && running === 0) {
-    const p = pooled();
+    const p = pooled(false);
     p.worker.unref();
     p.ready.then(() => idle.push(p), () => undefined);
   }
@@ -364,14 +369,14 @@ if (!isMainThread && parentPort) {
       (a) => port.postMessage(a),
       (err: unknown) => port.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) } satisfies Answer),
     );
-  const data = workerData as { marker?: string } | null;
+  const data = workerData as { marker?: string; preload?: boolean } | null;
   if (data?.marker === 'vouch-parse') void answer(workerData as Job);
   else if (data?.marker === 'vouch-parse-pool') {
     port.on('message', (job: Job) => void answer(job));
-    // Ready once the parser is loaded (the first job's start does not pay for it).
-    void import('mailparser').then(
-      () => port.postMessage({ ready: true } satisfies Ready),
-      () => port.postMessage({ ready: true } satisfies Ready),
-    );
+    // Ready once the parser is loaded (the first job's start does not pay for it), or at once when
+    // the first job is to load it.
+    const ready = () => port.postMessage({ ready: true } satisfies Ready);
+    if (data.preload === false) ready();
+    else void import('mailparser').then(ready, ready);
   }
 }
