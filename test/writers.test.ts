@@ -25,7 +25,12 @@ function job(p: { home: string; maildir: string }, text: string, over: Partial<O
 }
 
 const inNew = (maildir: string) => readdirSync(join(maildir, 'new')).sort();
-const claims = (home: string) => readdirSync(join(home, JOURNAL_DIR, dayOf(NOW))).filter((f) => !f.startsWith('tmp.'));
+/** The claims of the day; none of the files written aside may be left. */
+const claims = (home: string) => {
+  const files = readdirSync(join(home, JOURNAL_DIR, dayOf(NOW)));
+  if (files.some((f) => f.startsWith('tmp.'))) throw new Error(`files written aside were left: ${files.join(' ')}`);
+  return files;
+};
 
 test('a delivery lands whole; a retry finds its claim and writes nothing more; another message under the same key gets a name of its own', async (t) => {
   const p = place();

@@ -70,10 +70,11 @@ export class Writers {
 
   #start(): Thread {
     const worker = new Worker(new URL('./writer-thread.js', import.meta.url), {
-      // Not the server's own flags (a profiler, a large heap): the thread's heap holds one job (the
-      // message itself is in memory it shares with the server), so a small one.
+      // Not the server's own flags (a profiler, a large heap). The thread's heap holds one job (the
+      // message itself is in memory it shares with the server): a small young generation; the old
+      // one may grow for a retry that lists a cur/ of hundreds of thousands of names.
       execArgv: [],
-      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 256 },
       stdout: false,
       stderr: false,
     });

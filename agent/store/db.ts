@@ -14,10 +14,14 @@ export interface RunResult {
  * a server's holds, the review page's queries). */
 const KEPT = 64;
 
+/** What run may keep prepared: changes that return no rows (they finish in one step). */
+const KEEPABLE_RUN = /^\s*(INSERT|UPDATE|DELETE|REPLACE)\b(?![\s\S]*\bRETURNING\b)/i;
+
 export class Db {
   readonly #db: sqlite3.Database;
   /** Prepared statements by their SQL, oldest use first. */
-  readonly #kept = new Map<string, sqlite3.Statement>();
+  readonly #kept = new Map<string, Promise<sqlite3.Statement>>();
+  #closing = false;
 
   private constructor(db: sqlite3.Database) {
     this.#db = db;
@@ -40,73 +44,88 @@ export class Db {
 
   // run, get and all reuse the statement prepared for the same SQL the last time: node-sqlite3's
   // Database#run and friends prepare, step and finalize a statement of their own on every call,
-  // three trips to its thread and a parse of the SQL. A kept statement is bound afresh each time
-  // (binding resets it); get resets it after its row, so no kept statement stays in the middle of
-  // a query (which would pin a read snapshot of the WAL).
+  // three trips to its thread and a parse of the SQL. What a kept statement must not do is stay in
+  // the middle of a query (it would pin a read snapshot of the WAL, or keep a write open): run and
+  // all reset it before they step it and step it to its end; get resets it after its row (and
+  // before, when there is nothing to bind: node-sqlite3 then steps on from where it stands). A
+  // statement that returns rows is not kept for run (run steps it once), as before.
 
   run(sql: string, params: readonly Param[] = []): Promise<RunResult> {
-    const st = this.#statement(sql);
-    return new Promise((resolve, reject) => {
-      st.run(params, (err: Error | null) => {
-        if (err) {
-          this.#drop(sql, st);
-          reject(err);
-        } else resolve({ changes: (st as unknown as sqlite3.RunResult).changes, lastID: (st as unknown as sqlite3.RunResult).lastID });
-      });
-    });
+    if (!KEEPABLE_RUN.test(sql)) return this.#runOnce(sql, params);
+    return this.#with(sql, (st, done) =>
+      st.run(params, (err: Error | null) => done(err, () => ({ changes: (st as unknown as sqlite3.RunResult).changes, lastID: (st as unknown as sqlite3.RunResult).lastID }))),
+    );
   }
 
   get<T>(sql: string, params: readonly Param[] = []): Promise<T | undefined> {
-    const st = this.#statement(sql);
-    return new Promise((resolve, reject) => {
-      st.get(params, (err: Error | null, row: T | undefined) => {
-        if (err) {
-          this.#drop(sql, st);
-          reject(err);
-        } else resolve(row);
-      });
+    return this.#with(sql, (st, done) => {
+      if (params.length === 0) st.reset();
+      st.get(params, (err: Error | null, row: T | undefined) => done(err, () => row));
       st.reset();
     });
   }
 
   all<T>(sql: string, params: readonly Param[] = []): Promise<T[]> {
-    const st = this.#statement(sql);
+    return this.#with(sql, (st, done) => st.all(params, (err: Error | null, rows: T[]) => done(err, () => rows)));
+  }
+
+  /** Database#run as it was: a statement of its own, finalized after (for SQL that may return rows). */
+  #runOnce(sql: string, params: readonly Param[]): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-      st.all(params, (err: Error | null, rows: T[]) => {
-        if (err) {
-          this.#drop(sql, st);
-          reject(err);
-        } else resolve(rows);
+      this.#db.run(sql, params, function (this: sqlite3.RunResult, err: Error | null) {
+        if (err) reject(err);
+        else resolve({ changes: this.changes, lastID: this.lastID });
       });
     });
   }
 
-  /** The kept statement for `sql`, prepared now when there is none; the least recently used one
-   * is finalized when more than KEPT are kept. A statement that fails is dropped (see #drop). */
-  #statement(sql: string): sqlite3.Statement {
-    let st = this.#kept.get(sql);
-    if (st !== undefined) {
-      this.#kept.delete(sql);
-      this.#kept.set(sql, st);
-      return st;
-    }
-    st = this.#db.prepare(sql);
-    // A statement that cannot be prepared fails the call that runs it (with the same error); the
-    // event would otherwise be thrown as an uncaught error.
-    st.on('error', () => undefined);
-    this.#kept.set(sql, st);
-    if (this.#kept.size > KEPT) {
-      const [oldest, old] = this.#kept.entries().next().value as [string, sqlite3.Statement];
-      this.#kept.delete(oldest);
-      old.finalize();
-    }
-    return st;
+  /** Runs `use` on the kept statement for `sql` once it is prepared; `use` calls `done` with the
+   * outcome. A statement that failed to prepare or to run is dropped: the next call prepares afresh. */
+  async #with<T>(sql: string, use: (st: sqlite3.Statement, done: (err: Error | null, value: () => T) => void) => void): Promise<T> {
+    const st = await this.#statement(sql);
+    return new Promise<T>((resolve, reject) => {
+      use(st, (err, value) => {
+        if (err) {
+          this.#drop(sql);
+          reject(err);
+        } else resolve(value());
+      });
+    });
   }
 
-  /** A statement that failed is prepared afresh next time (it may not have prepared at all). */
-  #drop(sql: string, st: sqlite3.Statement): void {
-    if (this.#kept.get(sql) === st) this.#kept.delete(sql);
-    st.finalize();
+  /** The kept statement for `sql`, prepared now when there is none (the least recently used one is
+   * finalized when more than KEPT are kept). A prepare that fails rejects, and is not kept. */
+  #statement(sql: string): Promise<sqlite3.Statement> {
+    if (this.#closing) return Promise.reject(new Error('the store is closed'));
+    const kept = this.#kept.get(sql);
+    if (kept !== undefined) {
+      this.#kept.delete(sql);
+      this.#kept.set(sql, kept);
+      return kept;
+    }
+    const prepared = new Promise<sqlite3.Statement>((resolve, reject) => {
+      // node-sqlite3 drops the calls queued on a statement whose prepare failed without calling
+      // them back: nothing is queued on one before its prepare has succeeded.
+      const st = this.#db.prepare(sql, (err: Error | null) => (err ? reject(err) : resolve(st)));
+    });
+    prepared.catch(() => {
+      if (this.#kept.get(sql) === prepared) this.#kept.delete(sql);
+    });
+    this.#kept.set(sql, prepared);
+    if (this.#kept.size > KEPT) {
+      const [oldest, old] = this.#kept.entries().next().value as [string, Promise<sqlite3.Statement>];
+      this.#kept.delete(oldest);
+      void old.then(finalize, () => undefined);
+    }
+    return prepared;
+  }
+
+  /** A statement that failed is prepared afresh next time. */
+  #drop(sql: string): void {
+    const kept = this.#kept.get(sql);
+    if (kept === undefined) return;
+    this.#kept.delete(sql);
+    void kept.then(finalize, () => undefined);
   }
 
   exec(sql: string): Promise<void> {
@@ -152,11 +171,13 @@ export class Db {
     });
   }
 
-  /** Finalizes the kept statements (SQLite closes no connection with one open), then closes. */
+  /** Finalizes the kept statements (SQLite closes no connection with one open), then closes. A
+   * call made from now on is refused. */
   async close(): Promise<void> {
+    this.#closing = true;
     const kept = [...this.#kept.values()];
     this.#kept.clear();
-    await Promise.all(kept.map(finalize));
+    await Promise.all(kept.map((p) => p.then(finalize, () => undefined)));
     return new Promise((resolve, reject) => this.#db.close((err) => (err ? reject(err) : resolve())));
   }
 }

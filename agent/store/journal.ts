@@ -4,9 +4,10 @@
 // day folders also count the deliveries per day for the activity chart, and expire prunes them.
 
 import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { failpoint } from '../failure/failpoint.js';
 import { deliverSync, findMessage, seriesOf } from '../maildir/maildir.js';
+import { syncDir } from '../maildir/durable.js';
 
 export const JOURNAL_DIR = 'delivered';
 /** How many days back a retry looks (qmail gives up after 7 days, Postfix after 5). */
@@ -302,7 +303,12 @@ export function deliverOnce(j: OnceJob): void {
       name = c.name; // claimed, never written (or since removed by the user): write it now
       break;
     }
-    if (sameBytes(found, parts)) return;
+    if (sameBytes(found, parts)) {
+      // Delivered already, maybe by an attempt still between its link and its folder's fsync (a
+      // second copy of the message in another thread or process): durable before it counts.
+      syncDir(dirname(found));
+      return;
+    }
   }
   if (j.dir !== j.maildir) markFolder(j.dir);
   deliverSync(j.dir, name, parts);
