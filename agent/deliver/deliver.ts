@@ -4,7 +4,7 @@
 // Loads only what the path at hand needs: the whitelisted path never loads the MIME parser, the mail
 // composer or the template engine.
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { addressKey, bindingKey, domainOf, exactPattern, exactPatterns, lookupKeys, senderKeyOf, unwrapSrs } from '../mail/address.js';
